@@ -1,0 +1,3 @@
+"""resgan: residual GANs for image generation and restoration."""
+
+__version__ = "0.1.0"

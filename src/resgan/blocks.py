@@ -1,0 +1,132 @@
+"""Residual building blocks of the SNGAN / projection-cGAN design (Miyato et al. 2018).
+
+Each block is ``y = H(x) + shortcut(x)``: ``residual`` and ``shortcut`` are separate
+methods so that the identity can be checked by zeroing the residual branch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def sn(module: nn.Module, use: bool) -> nn.Module:
+    """Wrap ``module`` in spectral norm (the parametrization form) when ``use``."""
+    return spectral_norm(module) if use else module
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose gain and bias are looked up per class (de Vries et al. 2017)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.bias = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.bn(x)
+        return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+
+
+class _Norm(nn.Module):
+    """Plain BatchNorm when unconditional, conditional BatchNorm otherwise."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.cond = num_classes > 0
+        self.norm = ConditionalBatchNorm2d(channels, num_classes) if self.cond else nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.norm(x, y) if self.cond else self.norm(x)
+
+
+class GBlock(nn.Module):
+    """Generator up-block: (c)BN, ReLU, 2x nearest up, conv3x3, (c)BN, ReLU, conv3x3;
+    shortcut: 2x nearest up, learnable conv1x1."""
+
+    def __init__(self, in_ch: int, out_ch: int, num_classes: int = 0):
+        super().__init__()
+        self.norm1 = _Norm(in_ch, num_classes)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm2 = _Norm(out_ch, num_classes)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv_sc = nn.Conv2d(in_ch, out_ch, 1)
+        for conv in (self.conv1, self.conv2):
+            nn.init.xavier_uniform_(conv.weight, 2**0.5)
+        nn.init.xavier_uniform_(self.conv_sc.weight)
+
+    def residual(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.norm1(x, y))
+        h = self.conv1(F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.conv2(F.relu(self.norm2(h, y)))
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.residual(x, y) + self.shortcut(x)
+
+
+def _d_norm(channels: int, norm: str) -> nn.Module:
+    return nn.BatchNorm2d(channels) if norm == "bn" else nn.Identity()
+
+
+class DBlock(nn.Module):
+    """Discriminator down-block: ReLU, conv3x3, ReLU, conv3x3, 2x avg-pool;
+    shortcut: conv1x1 then avg-pool (learnable only when shape changes).
+
+    ``norm`` is ``"sn"`` (spectral norm, default), ``"bn"`` (the seed's BatchNorm variant)
+    or ``"none"``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, down: bool = True, norm: str = "sn"):
+        super().__init__()
+        use_sn = norm == "sn"
+        self.down = down
+        self.conv1 = sn(nn.Conv2d(in_ch, out_ch, 3, padding=1), use_sn)
+        self.conv2 = sn(nn.Conv2d(out_ch, out_ch, 3, padding=1), use_sn)
+        self.bn1, self.bn2 = _d_norm(in_ch, norm), _d_norm(out_ch, norm)
+        self.learnable_sc = down or in_ch != out_ch
+        self.conv_sc = sn(nn.Conv2d(in_ch, out_ch, 1), use_sn) if self.learnable_sc else None
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.relu(self.bn1(x)))
+        h = self.conv2(F.relu(self.bn2(h)))
+        return F.avg_pool2d(h, 2) if self.down else h
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv_sc is None:
+            return x
+        h = self.conv_sc(x)
+        return F.avg_pool2d(h, 2) if self.down else h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)
+
+
+class DBlockOptimized(nn.Module):
+    """First discriminator block: conv3x3, ReLU, conv3x3, avg-pool; shortcut: avg-pool, conv1x1.
+    No ReLU on the raw image input."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "sn"):
+        super().__init__()
+        use_sn = norm == "sn"
+        self.conv1 = sn(nn.Conv2d(in_ch, out_ch, 3, padding=1), use_sn)
+        self.conv2 = sn(nn.Conv2d(out_ch, out_ch, 3, padding=1), use_sn)
+        self.bn = _d_norm(out_ch, norm)
+        self.conv_sc = sn(nn.Conv2d(in_ch, out_ch, 1), use_sn)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.bn(self.conv1(x))))
+        return F.avg_pool2d(h, 2)
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_sc(F.avg_pool2d(x, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x) + self.shortcut(x)

@@ -1,0 +1,100 @@
+"""Checkpoints: tensors in one safetensors file, everything else as JSON in its header.
+
+Nothing is pickled. Files are written atomically (temporary file in the same folder,
+fsync, rename, fsync of the folder), so a crash at any moment leaves the previous
+checkpoint whole and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save
+
+from .errors import ResganError
+
+FORMAT = "resgan-checkpoint/1"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Save ``tensors`` and JSON-able ``meta`` atomically to ``path``."""
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    header = {"format": FORMAT, "meta": json.dumps(meta)}
+    atomic_write_bytes(path, save(flat, metadata=header))
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a resgan checkpoint; a missing, corrupt or foreign file is a ResganError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResganError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        if header.get("format") != FORMAT:
+            raise ResganError(f"{path} is not a resgan checkpoint")
+        meta = json.loads(header["meta"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as e:
+        raise ResganError(f"cannot read checkpoint {path}: {e}") from None
+    return tensors, meta
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def optimizer_to_flat(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state into tensors (for safetensors) and JSON (everything else)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{name}"] = value
+            else:
+                scalars[f"{pid}.{name}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in unprefixed(prefix, tensors).items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for key, value in meta["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

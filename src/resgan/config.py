@@ -1,0 +1,198 @@
+"""Strict configuration: presets are YAML files, every key is known, and any value can be
+overridden with ``--set section.key=value``. An unknown key is an error naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ResganError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | mnist | fashion_mnist | cifar10 | cifar100 | folder
+    path: str | None = None  # folder or data set directory; None: $RESGAN_DATA/<name> where it applies
+    split: str = "train"  # train | test
+    resolution: int = 32
+    channels: int = 1
+    conditional: bool = True  # use class labels (folder: sub-folders are classes)
+    download: bool = False  # MNIST / Fashion-MNIST: fetch and checksum when missing
+    limit: int | None = None  # use only the first N images
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 128
+    g_width: int = 64
+    d_width: int = 64
+    g_mults: list[int] | None = None  # default per resolution, see models.G_MULTS
+    d_mults: list[int] | None = None
+    d_norm: str = "sn"  # sn | bn (the seed's variant) | none
+    num_classes: int = 0  # set from the data when data.conditional
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # total generator steps of the run
+    batch_size: int = 64
+    loss: str = "nonsaturating"  # nonsaturating | hinge | wgan-gp | lsgan
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_dis: int = 1  # discriminator steps per generator step
+    lr_decay: str = "none"  # none | linear (to 0 at train.steps)
+    gp_weight: float = 10.0  # wgan-gp penalty weight
+    r1_gamma: float = 0.0  # R1 penalty weight (0 = off)
+    ema_decay: float = 0.999  # EMA of G, used for sampling (0 = off)
+    ema_start: int = 0  # step from which the EMA averages (before: copies G)
+    diffaug: str = ""  # comma-separated: color,translation,cutout
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    ckpt_every: int = 500
+    standing_stats: int = 8  # batches that re-estimate the EMA generator's BatchNorm statistics
+
+
+@dataclass
+class Config:
+    task: str = "gan"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints become floats where a float is wanted)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ResganError as e:
+                errors.append(str(e))
+        raise ResganError(errors[0])
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ResganError(f"config key {key!r} wants a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, key) for v in value]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    raise ResganError(f"config key {key!r} wants {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
+    if not isinstance(data, dict):
+        raise ResganError(f"config section {prefix.rstrip('.') or '<root>'!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ResganError(f"unknown config key {prefix + key!r} (known: {', '.join(known)})")
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value or {}, prefix + key + ".")
+        else:
+            kwargs[key] = _coerce(value, tp, prefix + key)
+    return cls(**kwargs)
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A preset's name (``digits``) or a YAML file's path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ResganError(f"config file not found: {p}")
+        return p
+    candidate = PRESET_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob("*.yaml")))
+        raise ResganError(f"no config file or preset named {name_or_path!r} (presets: {names})")
+    return candidate
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ResganError(f"--set wants key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ResganError(f"config key {'.'.join(keys)!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
+    path = preset_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ResganError(f"config {path} is not valid YAML: {e}".splitlines()[0]) from None
+    return config_from_dict(apply_overrides(data, overrides or []))
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    cfg = from_dict(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    t = cfg.train
+    checks = [
+        (cfg.task == "gan", f"unknown task {cfg.task!r}"),
+        (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
+        (t.steps >= 1, "train.steps must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (t.n_dis >= 1, "train.n_dis must be >= 1"),
+        (t.precision in ("fp32", "bf16"), f"train.precision must be fp32 or bf16, got {t.precision!r}"),
+        (t.lr_decay in ("none", "linear"), f"train.lr_decay must be none or linear, got {t.lr_decay!r}"),
+        (0.0 <= t.ema_decay < 1.0, "train.ema_decay must be in [0, 1)"),
+        (min(t.log_every, t.sample_every, t.ckpt_every) >= 1, "log/sample/ckpt_every must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ResganError(message)

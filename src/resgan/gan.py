@@ -1,0 +1,210 @@
+"""The GAN task: generator, discriminator, EMA generator, optimizers and one training step.
+
+The generic loop in :mod:`resgan.train` drives any task with this shape:
+``train_step(next_batch) -> dict of floats``, ``state() / load_state()``, ``sample_grid()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+from .config import Config
+from .diffaug import diff_augment, parse_policy
+from .losses import get_loss, gradient_penalty, r1_penalty
+from .models import ResNetDiscriminator, ResNetGenerator
+
+
+def build_generator(cfg: Config) -> ResNetGenerator:
+    m = cfg.model
+    return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
+                           tuple(m.g_mults) if m.g_mults else None)
+
+
+def build_discriminator(cfg: Config) -> ResNetDiscriminator:
+    m = cfg.model
+    return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
+                               tuple(m.d_mults) if m.d_mults else None)
+
+
+def truncated_normal(shape: tuple[int, ...], trunc: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
+    z = torch.randn(shape, generator=generator)
+    if trunc is not None and trunc > 0:
+        bad = z.abs() > trunc
+        while bad.any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > trunc
+    return z
+
+
+@torch.no_grad()
+def standing_stats(G: ResNetGenerator, batches: int, batch_size: int, seed: int = 0) -> None:
+    """Re-estimate G's BatchNorm running statistics from its own samples (cumulative average).
+
+    The EMA generator's weights are an average, so the running statistics it would inherit
+    from G do not match it; this makes eval-mode sampling faithful. Deterministic in ``seed``;
+    it does not touch the global RNG.
+    """
+    device = next(G.parameters()).device
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    g = torch.Generator().manual_seed(seed)
+    G.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, G.z_dim, generator=g).to(device)
+        y = torch.randint(0, G.num_classes, (batch_size,), generator=g).to(device) if G.num_classes else None
+        G(z, y)
+    for bn, mom in zip(bns, momenta):
+        bn.momentum = mom
+    G.eval()
+
+
+class GAN:
+    """A residual GAN being trained."""
+
+    def __init__(self, cfg: Config, device: torch.device):
+        self.cfg, self.device = cfg, device
+        t = cfg.train
+        self.G = build_generator(cfg).to(device)
+        self.D = build_discriminator(cfg).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        for p in self.G_ema.parameters():
+            p.requires_grad_(False)
+        if t.channels_last:
+            for m in (self.G, self.D, self.G_ema):
+                m.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+        self.d_loss_fn, self.g_loss_fn = get_loss(t.loss)
+        self.policy = parse_policy(t.diffaug)
+        self.num_classes = cfg.model.num_classes
+        self.steps_done = 0  # generator steps, for the learning-rate schedule and EMA start
+
+    # ------------------------------------------------------------------ pieces of a step
+    def autocast(self):
+        if self.cfg.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = diff_augment(x, self.policy) if self.policy else x
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last else x
+
+    def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(n, self.cfg.model.z_dim, device=self.device)
+        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        return z, y
+
+    def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None) -> dict[str, float]:
+        t = self.cfg.train
+        n = real.shape[0]
+        z, y_fake = self._noise(n)
+        with torch.no_grad(), self.autocast():
+            fake = self.G(z, y_fake)
+        real_in = self._prep(real)
+        if t.r1_gamma > 0:
+            real_in = real_in.detach().requires_grad_(True)
+        with self.autocast():
+            d_real = self.D(real_in, y_real).float()
+            d_fake = self.D(self._prep(fake.float()), y_fake).float()
+        loss = self.d_loss_fn(d_real, d_fake)
+        out = {"d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+        if t.loss == "wgan-gp":
+            with self.autocast():
+                gp = gradient_penalty(self.D, self._prep(real), self._prep(fake.float()), y_real)
+            loss = loss + t.gp_weight * gp.float()
+            out["gp"] = gp.item()
+        if t.r1_gamma > 0:
+            r1 = r1_penalty(d_real, real_in)
+            loss = loss + 0.5 * t.r1_gamma * r1
+            out["r1"] = r1.item()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        out["loss_d"] = loss.item()
+        return out
+
+    def g_step(self, batch_size: int) -> dict[str, float]:
+        z, y = self._noise(batch_size)
+        with self.autocast():
+            fake = self.G(z, y)
+            out = self.D(self._prep(fake), y).float()
+        loss = self.g_loss_fn(out)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"loss_g": loss.item()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        t = self.cfg.train
+        params, ema_params = list(self.G.parameters()), list(self.G_ema.parameters())
+        if t.ema_decay == 0 or self.steps_done < t.ema_start:
+            torch._foreach_copy_(ema_params, params)
+        else:
+            torch._foreach_lerp_(ema_params, params, 1.0 - t.ema_decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    def set_lr(self) -> float:
+        t = self.cfg.train
+        frac = max(0.0, 1.0 - self.steps_done / t.steps) if t.lr_decay == "linear" else 1.0
+        for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * frac
+        return t.lr_g * frac
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, next_batch) -> dict[str, float]:
+        """n_dis discriminator steps, each on a fresh real batch, then one generator step."""
+        lr = self.set_lr()
+        self.G.train()
+        self.D.train()
+        stats: dict[str, float] = {}
+        for _ in range(self.cfg.train.n_dis):
+            real, y = next_batch()
+            for k, v in self.d_step(real, y if self.num_classes else None).items():
+                stats[k] = stats.get(k, 0.0) + v / self.cfg.train.n_dis
+        stats.update(self.g_step(real.shape[0]))
+        self.steps_done += 1
+        self.update_ema()
+        stats["lr"] = lr
+        return stats
+
+    def images_per_step(self) -> int:
+        return self.cfg.train.batch_size * self.cfg.train.n_dis
+
+    # ------------------------------------------------------------------ sampling
+    def finalize_ema(self) -> None:
+        """Give the EMA generator BatchNorm statistics of its own (see :func:`standing_stats`)."""
+        if self.cfg.train.standing_stats > 0:
+            standing_stats(self.G_ema, self.cfg.train.standing_stats, self.cfg.train.batch_size, self.cfg.train.seed)
+
+    @torch.no_grad()
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        """Fixed-noise samples of the EMA generator: one row per class (10 columns), or 8x8."""
+        self.finalize_ema()
+        g = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
+        if self.num_classes:
+            rows, cols = min(self.num_classes, 20), 10
+            z = torch.randn(cols, self.cfg.model.z_dim, generator=g).repeat(rows, 1)
+            y = torch.arange(rows).repeat_interleave(cols).to(self.device)
+        else:
+            rows = cols = 8
+            z, y = torch.randn(rows * cols, self.cfg.model.z_dim, generator=g), None
+        self.G_ema.eval()
+        return self.G_ema(z.to(self.device), y).float().cpu(), cols
+
+    # ------------------------------------------------------------------ state
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}

@@ -1,0 +1,80 @@
+"""GAN losses computed from discriminator logits.
+
+Each loss is a pair of pure functions: ``d_loss(real_logits, fake_logits)`` and
+``g_loss(fake_logits)``. The WGAN gradient penalty and the R1 penalty need the
+discriminator and are separate functions.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ResganError
+
+
+def nonsaturating_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logit), via softplus."""
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def nonsaturating_g(fake: torch.Tensor) -> torch.Tensor:
+    """-E[log D(G(z))] via softplus."""
+    return F.softplus(-fake).mean()
+
+
+def hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_g(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Critic loss without the penalty (added by the trainer through ``gradient_penalty``)."""
+    return fake.mean() - real.mean()
+
+
+def wgan_g(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
+
+
+def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+LOSSES: dict[str, tuple[Callable, Callable]] = {
+    "nonsaturating": (nonsaturating_d, nonsaturating_g),
+    "hinge": (hinge_d, hinge_g),
+    "wgan-gp": (wgan_d, wgan_g),
+    "lsgan": (lsgan_d, lsgan_g),
+}
+
+
+def get_loss(name: str) -> tuple[Callable, Callable]:
+    if name not in LOSSES:
+        raise ResganError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017)."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = D(x_hat, y)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1: E[||grad_x D(x)||^2] on real images (Mescheder et al. 2018); ``real`` must require grad."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

@@ -1,0 +1,130 @@
+"""Run outputs a person looks at: sample grids (PNG), metrics (JSONL, TensorBoard if
+installed) and ``report.html`` with loss curves and the latest grids."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import atomic_write_bytes
+from .data import to_uint8
+
+
+def make_grid(images: torch.Tensor, ncol: int, pad: int = 2) -> Image.Image:
+    """float [-1, 1] or uint8 (N, C, H, W) -> one PIL image, ``ncol`` images a row."""
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    n, c, h, w = images.shape
+    nrow = math.ceil(n / ncol)
+    grid = np.zeros((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), dtype=np.uint8)
+    arr = images.permute(0, 2, 3, 1).numpy()
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = arr[i]
+    return Image.fromarray(grid[:, :, 0] if c == 1 else grid)
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step to ``metrics.jsonl``; mirrors to TensorBoard."""
+
+    def __init__(self, run_dir: Path, resume_step: int = 0):
+        self.path = run_dir / "metrics.jsonl"
+        if self.path.exists():  # drop lines past the checkpoint we resume from
+            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            atomic_write_bytes(self.path, "".join(ln + "\n" for ln in kept).encode())
+        self.file = open(self.path, "a")
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tb"))
+        except Exception:  # tensorboard is optional
+            pass
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.file.write(json.dumps({"step": step, **{k: round(v, 6) for k, v in values.items()}}) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _svg_chart(title: str, series: dict[str, list[tuple[int, float]]], width: int = 560, height: int = 220) -> str:
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    if not pts:
+        return ""
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1e-6)
+    m = 40
+
+    def sx(x: float) -> float:
+        return m + (x - x0) / (x1 - x0) * (width - m - 10)
+
+    def sy(y: float) -> float:
+        return height - 25 - (y - y0) / (y1 - y0) * (height - 45)
+
+    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
+             f'<text x="{m}" y="14" font-size="13">{html.escape(title)}</text>',
+             f'<text x="2" y="{sy(y1) + 4:.0f}" font-size="10">{y1:.3g}</text>',
+             f'<text x="2" y="{sy(y0):.0f}" font-size="10">{y0:.3g}</text>',
+             f'<text x="{m}" y="{height - 8}" font-size="10">step {x0}</text>',
+             f'<text x="{width - 90}" y="{height - 8}" font-size="10">step {x1}</text>']
+    for i, (name, s) in enumerate(series.items()):
+        c = colours[i % len(colours)]
+        # at most ~600 points a line: average runs of neighbours
+        k = max(1, len(s) // 600)
+        s = [(s[j][0], sum(v for _, v in s[j:j + k]) / len(s[j:j + k])) for j in range(0, len(s), k)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s if math.isfinite(y))
+        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.2" points="{path}"/>')
+        parts.append(f'<text x="{width - 150}" y="{16 + 13 * i}" font-size="11" fill="{c}">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+CHARTS = [("Losses", ("loss_d", "loss_g")), ("Discriminator outputs", ("d_real", "d_fake")),
+          ("Penalties", ("gp", "r1")), ("Quality", ("fid", "cas", "psnr", "ssim")), ("Speed (img/s)", ("img_per_s",))]
+
+
+def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:
+    """(Re)write ``run_dir/report.html`` from ``metrics.jsonl`` and ``samples/*.png``."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                for k, v in rec.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        series.setdefault(k, []).append((rec["step"], float(v)))
+    charts = [_svg_chart(t, {k: series[k] for k in keys if k in series}) for t, keys in CHARTS]
+    grids = sorted((run_dir / "samples").glob("*.png"))[-4:][::-1]
+    imgs = "\n".join(f'<figure><img src="samples/{g.name}" style="image-rendering:pixelated;width:{360}px">'
+                     f"<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in grids)
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:20px;background:#f6f6f6}} figure{{display:inline-block;margin:8px}}
+.charts svg{{margin:6px;border:1px solid #ddd}}</style></head><body>
+<h1>{html.escape(title)}</h1><div class="charts">{''.join(charts)}</div>
+<h2>Latest samples (EMA generator, fixed noise)</h2>{imgs}{extra_html}</body></html>"""
+    path = run_dir / "report.html"
+    atomic_write_bytes(path, doc.encode())
+    return path

@@ -1,0 +1,163 @@
+"""One honest training loop: config -> data -> task -> steps -> samples, logs, checkpoints.
+
+The run directory holds ``latest.safetensors`` (always the newest whole checkpoint),
+``config.yaml``, ``metrics.jsonl``, ``samples/step_NNNNNNN.png`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import (atomic_write_bytes, load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed,
+                         save_checkpoint, unprefixed)
+from .config import Config, config_from_dict
+from .data import BatchSampler, ImageSet, load_dataset, to_float
+from .errors import ResganError, TrainingDiverged
+from .gan import GAN
+from .report import MetricsLog, make_grid, save_png, write_report
+
+CHECKPOINT = "latest.safetensors"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ResganError(f"train.device={name} but CUDA is not available")
+    return torch.device(name)
+
+
+def resolve_classes(cfg: Config, data: ImageSet) -> Config:
+    """Set model.num_classes from the data when the run is conditional."""
+    n = len(data.classes) if cfg.data.conditional else 0
+    if cfg.data.conditional and n < 2:
+        raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
+                          "(for a folder: one sub-folder per class); set data.conditional=false")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
+
+
+def save_run_checkpoint(path: Path, task: GAN, step: int, sampler: BatchSampler, classes: list[str]) -> None:
+    task.finalize_ema()
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict = {"kind": "train", "task": task.cfg.task, "version": __version__, "step": step,
+                  "config": task.cfg.to_dict(), "classes": classes, "sampler": sampler.state_dict(),
+                  "optimizers": {}, "steps_done": task.steps_done}
+    for name, module in task.modules().items():
+        tensors.update(prefixed(name, module.state_dict()))
+    for name, opt in task.optimizers().items():
+        t, m = optimizer_to_flat(opt, name)
+        tensors.update(t)
+        meta["optimizers"][name] = m
+    tensors["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    save_checkpoint(path, tensors, meta)
+
+
+def load_run_checkpoint(path: Path, task: GAN, sampler: BatchSampler) -> int:
+    tensors, meta = load_checkpoint(path)
+    try:
+        for name, module in task.modules().items():
+            module.load_state_dict(unprefixed(name, tensors))
+        for name, opt in task.optimizers().items():
+            optimizer_from_flat(opt, name, tensors, meta["optimizers"][name])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise ResganError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
+    sampler.load_state_dict(meta["sampler"])
+    task.steps_done = int(meta["steps_done"])
+    torch.set_rng_state(tensors["rng.cpu"])
+    cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+    if cuda_states:
+        torch.cuda.set_rng_state_all(cuda_states)
+    return int(meta["step"])
+
+
+def resume_config(run_dir: Path, cfg: Config | None, steps: int | None) -> Config:
+    """The saved config of ``run_dir``; ``cfg`` (if given) must describe the same model and data."""
+    _, meta = load_checkpoint(run_dir / CHECKPOINT)
+    if meta.get("kind") != "train":
+        raise ResganError(f"{run_dir / CHECKPOINT} is not a training checkpoint")
+    saved = config_from_dict(meta["config"])
+    if cfg is not None:
+        for section in ("task", "data", "model"):
+            a, b = getattr(saved, section), getattr(cfg, section)
+            if section == "model":
+                b = dataclasses.replace(b, num_classes=a.num_classes)
+            if a != b:
+                raise ResganError(f"the checkpoint in {run_dir} is a different {section} than the config "
+                                  f"({a} vs {b}); use another --out or the same config")
+        saved = dataclasses.replace(saved, train=dataclasses.replace(cfg.train, steps=saved.train.steps))
+    if steps is not None:
+        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=steps))
+    return saved
+
+
+def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train ``cfg`` in ``run_dir`` up to ``cfg.train.steps`` generator steps; returns the checkpoint path."""
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT
+    if resume and not ckpt_path.exists():
+        raise ResganError(f"--resume: no checkpoint in {run_dir}")
+    if not resume and ckpt_path.exists():
+        raise ResganError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    data = load_dataset(cfg.data)
+    cfg = resolve_classes(cfg, data)
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    task = GAN(cfg, device)
+    sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
+    step = load_run_checkpoint(ckpt_path, task, sampler) if resume else 0
+
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    log = MetricsLog(run_dir, step)
+    images, labels = data.images, data.labels
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = sampler.next()
+        return to_float(images[idx]).to(device, non_blocking=True), labels[idx].to(device)
+
+    title = f"resgan run {run_dir.name}: {cfg.data.name} {cfg.data.resolution}px, {cfg.train.loss} loss"
+    bar = tqdm(total=cfg.train.steps, initial=step, disable=not progress, dynamic_ncols=True, unit="step")
+    t_last, step_last = time.perf_counter(), step
+    last_saved = step
+    try:
+        while step < cfg.train.steps:
+            stats = task.train_step(next_batch)
+            step += 1
+            for k in ("loss_d", "loss_g"):
+                if not torch.isfinite(torch.tensor(stats[k])):
+                    raise TrainingDiverged(f"{k} became {stats[k]} at step {step}; stopping. The latest checkpoint "
+                                           f"({ckpt_path}, step {last_saved}) is the last good one")
+            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                now = time.perf_counter()
+                stats["img_per_s"] = (step - step_last) * task.images_per_step() / max(now - t_last, 1e-9)
+                t_last, step_last = now, step
+                log.log(step, stats)
+                bar.set_postfix(d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}", ips=f"{stats['img_per_s']:.0f}")
+            bar.update(1)
+            if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
+                grid, ncol = task.sample_grid()
+                save_png(make_grid(grid, ncol), run_dir / "samples" / f"step_{step:07d}.png")
+            if step % cfg.train.ckpt_every == 0 or step == cfg.train.steps:
+                save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
+                last_saved = step
+                write_report(run_dir, title)
+    except KeyboardInterrupt:
+        # a whole step has finished or not started: the state is consistent, keep it
+        if step > last_saved:
+            save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
+        raise ResganError(f"interrupted at step {step}; checkpoint saved, continue with --resume") from None
+    finally:
+        bar.close()
+        log.close()
+    write_report(run_dir, title)
+    return ckpt_path
