@@ -15,6 +15,7 @@ import yaml
 from .errors import ResganError
 
 PRESET_DIR = Path(__file__).parent / "configs"
+TASK_NAMES = ("gan",)  # each has a task class in train.TASKS
 
 
 @dataclass
@@ -183,7 +184,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 def validate(cfg: Config) -> None:
     t = cfg.train
     checks = [
-        (cfg.task == "gan", f"unknown task {cfg.task!r}"),
+        (cfg.task in TASK_NAMES, f"unknown task {cfg.task!r}; choose one of {', '.join(TASK_NAMES)}"),
         (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),

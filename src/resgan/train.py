@@ -7,6 +7,7 @@ The run directory holds ``latest.safetensors`` (always the newest whole checkpoi
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -25,6 +26,11 @@ from .report import MetricsLog, make_grid, save_png, write_report
 
 CHECKPOINT = "latest.safetensors"
 
+# cfg.task -> the class that owns that task's models, optimizers and train step. A task has
+# train_step(next_batch) -> dict, images_per_step(), finalize_ema(), sample_grid() -> (images, ncol),
+# modules(), optimizers(), steps_done, and optionally validate() -> dict of metrics.
+TASKS: dict[str, type] = {"gan": GAN}
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -36,6 +42,8 @@ def pick_device(name: str) -> torch.device:
 
 def resolve_classes(cfg: Config, data: ImageSet) -> Config:
     """Set model.num_classes from the data when the run is conditional."""
+    if cfg.task != "gan":
+        return cfg
     n = len(data.classes) if cfg.data.conditional else 0
     if cfg.data.conditional and n < 2:
         raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
@@ -43,7 +51,7 @@ def resolve_classes(cfg: Config, data: ImageSet) -> Config:
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
 
 
-def save_run_checkpoint(path: Path, task: GAN, step: int, sampler: BatchSampler, classes: list[str]) -> None:
+def save_run_checkpoint(path: Path, task, step: int, sampler: BatchSampler, classes: list[str]) -> None:
     task.finalize_ema()
     tensors: dict[str, torch.Tensor] = {}
     meta: dict = {"kind": "train", "task": task.cfg.task, "version": __version__, "step": step,
@@ -62,7 +70,7 @@ def save_run_checkpoint(path: Path, task: GAN, step: int, sampler: BatchSampler,
     save_checkpoint(path, tensors, meta)
 
 
-def load_run_checkpoint(path: Path, task: GAN, sampler: BatchSampler) -> int:
+def load_run_checkpoint(path: Path, task, sampler: BatchSampler) -> int:
     tensors, meta = load_checkpoint(path)
     try:
         for name, module in task.modules().items():
@@ -112,7 +120,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     cfg = resolve_classes(cfg, data)
     device = pick_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
-    task = GAN(cfg, device)
+    if cfg.task not in TASKS:
+        raise ResganError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
+    task = TASKS[cfg.task](cfg, device)
     sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
     step = load_run_checkpoint(ckpt_path, task, sampler) if resume else 0
 
@@ -133,9 +143,9 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
         while step < cfg.train.steps:
             stats = task.train_step(next_batch)
             step += 1
-            for k in ("loss_d", "loss_g"):
-                if not torch.isfinite(torch.tensor(stats[k])):
-                    raise TrainingDiverged(f"{k} became {stats[k]} at step {step}; stopping. The latest checkpoint "
+            for k, v in stats.items():
+                if k.startswith("loss") and not math.isfinite(v):
+                    raise TrainingDiverged(f"{k} became {v} at step {step}; stopping. The latest checkpoint "
                                            f"({ckpt_path}, step {last_saved}) is the last good one")
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
                 now = time.perf_counter()
@@ -147,6 +157,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
             if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
                 grid, ncol = task.sample_grid()
                 save_png(make_grid(grid, ncol), run_dir / "samples" / f"step_{step:07d}.png")
+                if hasattr(task, "validate"):
+                    log.log(step, task.validate())
             if step % cfg.train.ckpt_every == 0 or step == cfg.train.steps:
                 save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
                 last_saved = step
