@@ -95,3 +95,26 @@ def test_builtin_mnist_generator(tmp_path):
     assert Image.open(out).size == (10 * 34 + 2, 10 * 34 + 2)
     G, meta = load_generator("mnist")
     assert G.num_classes == 10 and G.resolution == 32 and meta["kind"] == "generator"
+
+
+def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
+    import os
+    import signal
+    import time
+
+    from resgan.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "resgan", "train", "digits", "--out", str(run), "--steps", "100000", "--quiet",
+            *sets(**{"train.ckpt_every": 100000, "train.sample_every": 100000})]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "interrupted at step" in err
+    step = load_checkpoint(run / "latest.safetensors")[1]["step"]
+    assert step >= 2
+    assert main(["train", "digits", "--out", str(run), "--steps", str(step + 1), "--resume", "--quiet", *sets()]) == 0
