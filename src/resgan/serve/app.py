@@ -1,0 +1,651 @@
+"""``resgan serve``: the HTTP API (FastAPI) and the offline web page (``static/``).
+
+Endpoints: ``POST /v1/restore`` (multipart), ``POST /v1/generate`` (JSON), ``GET /v1/models``,
+``GET /healthz``, ``GET /openapi.json``; ``GET /`` is the web page. Models are loaded once, when
+the app is built. Every request's work (decoding, inference, encoding) runs on a bounded
+worker pool (``workers`` threads) behind a bounded queue: a request that finds ``workers +
+queue`` requests admitted gets 503 at once, and one that takes longer than ``timeout_s`` gets
+504. Errors are JSON ``{"error": MESSAGE, "status": CODE}`` with a 4xx code for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import ipaddress
+import logging
+import math
+import secrets
+import threading
+import warnings
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import ResganError
+from ..generate import BUILTIN_DIR as GEN_DIR
+from ..generate import BUILTIN_GENERATORS, generate, load_generator, parse_seeds
+from ..report import make_grid
+from ..restore.infer import BUILTIN_DIR as RESTORE_DIR
+from ..restore.infer import BUILTINS as RESTORE_BUILTINS
+from ..restore.infer import RESTORE_TASKS, Loaded, RestoreModel, encode_image, load_model, restore_array
+
+log = logging.getLogger("resgan.serve")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class Limits:
+    """Server limits (all overridable from ``resgan serve``)."""
+
+    max_body_bytes: int = 32 * 2**20  # a whole request (image + mask + fields)
+    max_pixels: int = 4096 * 4096  # per input image (checked from the header, before decoding); SR: per output
+    max_images: int = 64  # images per /v1/generate request
+    workers: int = 1  # inference threads (requests running at once)
+    queue: int = 64  # requests waiting beyond those running; more get 503
+    timeout_s: float = 120.0  # per request, queue wait included; then 504
+    tile: int = 512
+    overlap: int = 32
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass
+class RestoreEntry:
+    name: str
+    model: RestoreModel
+    tasks: list[str]
+
+    def info(self) -> dict[str, Any]:
+        m = self.model
+        return {"name": self.name, "tasks": self.tasks, "kind": m.kind, "channels": m.channels, "scale": m.scale,
+                "resolution": None, "multiple": getattr(m.net, "multiple", 1),
+                "noise_map": bool(getattr(m.net, "noise_map", False))}
+
+
+@dataclass
+class GeneratorEntry:
+    name: str
+    G: torch.nn.Module
+    meta: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def classes(self) -> list[str]:
+        n = self.G.num_classes or 0
+        names = list(self.meta.get("classes") or [])
+        return names if len(names) == n else [str(i) for i in range(n)]
+
+    def info(self) -> dict[str, Any]:
+        data = self.meta.get("config", {}).get("data", {})
+        return {"name": self.name, "tasks": ["generate"], "classes": self.classes,
+                "num_classes": self.G.num_classes or 0, "resolution": data.get("resolution"),
+                "channels": data.get("channels"), "z_dim": self.G.z_dim}
+
+
+@dataclass
+class Registry:
+    restore: dict[str, RestoreEntry] = field(default_factory=dict)
+    generators: dict[str, GeneratorEntry] = field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        return set(self.restore) | set(self.generators)
+
+    def add_restore(self, name: str, model: RestoreModel) -> None:
+        self._check_name(name)
+        kind = model.kind
+        tasks = ["denoise", "deblur", "jpeg"] if kind == "real" else [kind]
+        self.restore[name] = RestoreEntry(name, model, tasks)
+
+    def add_generator(self, name: str, G: torch.nn.Module, meta: dict) -> None:
+        self._check_name(name)
+        self.generators[name] = GeneratorEntry(name, G, meta)
+
+    def _check_name(self, name: str) -> None:
+        if name in self.names():
+            raise ResganError(f"two models are named {name!r}; name one with NAME=PATH")
+
+    def tasks(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for e in self.restore.values():
+            for t in e.tasks:
+                out.setdefault(t, []).append(e.name)
+        return out
+
+    def restorer(self, task: str, name: str | None) -> RestoreEntry:
+        if name:
+            if name not in self.restore:
+                raise ApiError(404, f"unknown model {name!r}; loaded restoration models: "
+                                    f"{', '.join(self.restore) or 'none'}")
+            e = self.restore[name]
+            if task not in e.tasks:
+                raise ApiError(400, f"model {name!r} does {', '.join(e.tasks)}, not {task}")
+            return e
+        if task not in RESTORE_TASKS:
+            raise ApiError(400, f"unknown task {task!r}; tasks: {', '.join(RESTORE_TASKS)}")
+        for e in self.restore.values():
+            if task in e.tasks:
+                return e
+        raise ApiError(404, f"no model for task {task!r} is loaded; this server does: "
+                            f"{', '.join(self.tasks()) or 'no restoration'}")
+
+    def generator(self, name: str | None) -> GeneratorEntry:
+        if name:
+            if name not in self.generators:
+                raise ApiError(404, f"unknown generator {name!r}; loaded: {', '.join(self.generators) or 'none'}")
+            return self.generators[name]
+        if not self.generators:
+            raise ApiError(404, "no generator is loaded")
+        return next(iter(self.generators.values()))
+
+
+def _checkpoint_task(path: Path) -> str | None:
+    """The ``task`` of a resgan checkpoint from its header alone (no tensors read)."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("meta", "{}")).get("task")
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear message
+        raise ResganError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def _restore_kind(source: str) -> str:
+    from ..checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(Path(source))
+    return meta["config"]["restore"]["kind"]
+
+
+def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Registry:
+    """``specs``: built-in names, run directories or checkpoint files, each optionally
+    ``NAME=SOURCE``. None or empty: every built-in whose weights are present (a missing one is
+    skipped with a log line)."""
+    reg = Registry()
+    if not specs:
+        for name, fname in RESTORE_BUILTINS.items():
+            path = RESTORE_DIR / fname
+            if not path.is_file():
+                log.warning("skipping built-in restoration model %s: weights absent (%s)", name, path)
+                continue
+            model = load_model(_builtin_task(name), name, device)
+            reg.add_restore(name, model)
+            log.info("loaded restoration model %s (%s)", name, ", ".join(reg.restore[name].tasks))
+        for name, fname in BUILTIN_GENERATORS.items():
+            if not (GEN_DIR / fname).is_file():
+                log.warning("skipping built-in generator %s: weights absent (%s)", name, GEN_DIR / fname)
+                continue
+            G, meta = load_generator(name, device)
+            reg.add_generator(name, G, meta)
+            log.info("loaded generator %s", name)
+        return reg
+    for spec in specs:
+        name, source = "", spec
+        if "=" in spec and not Path(spec).exists():
+            name, source = spec.split("=", 1)
+        if source in RESTORE_BUILTINS:
+            reg.add_restore(name or source, load_model(_builtin_task(source), source, device))
+        elif source in BUILTIN_GENERATORS:
+            G, meta = load_generator(source, device)
+            reg.add_generator(name or source, G, meta)
+        else:
+            p = Path(source)
+            file = p / "latest.safetensors" if p.is_dir() else p
+            if not file.is_file():
+                raise ResganError(f"--models {spec}: no such model (give a built-in name "
+                                  f"({', '.join([*RESTORE_BUILTINS, *BUILTIN_GENERATORS])}), a run directory "
+                                  f"or a .safetensors file)")
+            if not name:
+                name = file.resolve().parent.name if file.stem == "latest" else file.stem
+            task = _checkpoint_task(file)
+            if task == "gan":
+                G, meta = load_generator(file, device)
+                reg.add_generator(name, G, meta)
+            elif task == "restore":
+                kind = _restore_kind(str(file))
+                reg.add_restore(name, load_model("denoise" if kind == "real" else kind, str(file), device))
+            else:
+                raise ResganError(f"{file}: neither a generator nor a restoration model (task {task!r})")
+        log.info("loaded model %s from %s", name or source, source)
+    return reg
+
+
+def _builtin_task(name: str) -> str:
+    return next(t for t, n in RESTORE_TASKS.items() if n == name)
+
+
+# ---------------------------------------------------------------- images
+
+SNIFF = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+         (b"BM", "BMP"))
+ACCEPTED = "PNG, JPEG, WebP, BMP or GIF"
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format from the content's magic bytes (the file name and declared type are ignored)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in SNIFF:
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
+def decode_image(data: bytes, what: str, max_pixels: int) -> Loaded:
+    """Upload bytes -> :class:`Loaded` (8-bit, or 16-bit grey), EXIF orientation applied (as a
+    browser shows it). Bad input is an :class:`ApiError` (415 / 413 / 400)."""
+    if not data:
+        raise ApiError(400, f"{what}: empty upload")
+    fmt = sniff(data)
+    if fmt is None:
+        raise ApiError(415, f"{what}: not a {ACCEPTED} image (the content is checked, not the name or type)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+                w, h = img.size
+                if w < 1 or h < 1:
+                    raise ApiError(400, f"{what}: empty image ({w}x{h})")
+                if w * h > max_pixels:
+                    raise ApiError(413, f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
+                img.load()
+                img = ImageOps.exif_transpose(img) if fmt in ("JPEG", "WEBP") else img
+                return _to_loaded(img, what)
+    except ApiError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ApiError(413, f"{what}: too many pixels, over the limit of {max_pixels:,} ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ApiError(400, f"{what}: cannot decode the {fmt} image (corrupt or truncated): "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def _to_loaded(img: Image.Image, what: str) -> Loaded:
+    mode = img.mode
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        img = img.convert("RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA") and not mode.startswith("I"):
+        raise ApiError(400, f"{what}: unsupported image mode {mode}")
+    mode, arr = img.mode, np.asarray(img)
+    bits = 8
+    if mode.startswith("I"):
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ApiError(400, f"{what}: unsupported image mode {mode} (32-bit values)")
+        arr, bits, mode = arr.astype(np.uint16), 16, "I;16"
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    alpha = None
+    if mode in ("LA", "RGBA"):
+        alpha = arr[:, :, -1].astype(np.float32) / 255
+        arr = arr[:, :, :-1]
+    peak = 65535.0 if bits == 16 else 255.0
+    return Loaded(arr.astype(np.float32) / peak, alpha, mode, bits, np.ascontiguousarray(arr))
+
+
+def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
+    """A hole mask (white = hole; with alpha, transparent = known) -> bool (H, W)."""
+    m = decode_image(data, "mask", max_pixels)
+    h, w = m.data.shape[:2]
+    if (w, h) != size:
+        raise ApiError(400, f"mask is {w}x{h} but the image is {size[0]}x{size[1]}; they must match")
+    grey = m.data
+    if grey.shape[2] == 3:
+        if not (np.array_equal(grey[:, :, 0], grey[:, :, 1]) and np.array_equal(grey[:, :, 0], grey[:, :, 2])):
+            raise ApiError(400, "mask is not single-channel (its colour channels differ); white = hole, black = keep")
+    v = grey[:, :, 0] * (m.alpha if m.alpha is not None else 1.0)
+    return v > 0.5
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def restore_png(model: RestoreModel, loaded: Loaded, mask: np.ndarray | None, sigma: float | None,
+                tile: int, overlap: int) -> bytes:
+    """Restore and encode as PNG in the input's mode; inpainting keeps every known pixel's stored value."""
+    out = restore_array(model, loaded.data, mask, sigma, tile, overlap)
+    if mask is not None:
+        peak = 65535 if loaded.bits == 16 else 255
+        q = np.round(out * peak).clip(0, peak).astype(loaded.raw.dtype)
+        q = np.where(mask[:, :, None], q, loaded.raw)
+        loaded = Loaded(q.astype(np.float32) / peak, loaded.alpha, loaded.mode, loaded.bits, q)
+        out = loaded.data
+    return encode_image(out, loaded, Path("result.png"))
+
+
+# ---------------------------------------------------------------- work queue
+
+
+class WorkQueue:
+    """At most ``workers`` jobs run at once (threads, off the event loop) and at most ``queue``
+    wait; beyond that, 503 at once. A job past ``timeout_s`` (queue wait included) is 504: a
+    queued job is dropped, a running one finishes in its thread and only then frees its slot."""
+
+    def __init__(self, workers: int, queue: int, timeout_s: float):
+        self.executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="resgan-infer")
+        self.capacity, self.timeout_s = max(1, workers) + max(0, queue), timeout_s
+        self.pending = 0
+        self._lock = threading.Lock()
+
+    def _done(self, fut: Future) -> None:
+        with self._lock:
+            self.pending -= 1
+
+    async def run(self, fn, *args):
+        with self._lock:
+            if self.pending >= self.capacity:
+                raise ApiError(503, f"server busy ({self.pending} requests queued or running); retry later",
+                               {"Retry-After": "1"})
+            self.pending += 1
+        try:
+            fut = self.executor.submit(fn, *args)
+        except BaseException:
+            self._done(None)
+            raise
+        fut.add_done_callback(self._done)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout_s)
+        except asyncio.TimeoutError:
+            fut.cancel()
+            raise ApiError(504, f"the request took longer than the server's {self.timeout_s:g} s limit") from None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``max_bytes`` (413), by Content-Length up
+    front and by counting the bytes of a chunked upload."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        msg = f"request body over the server's limit of {self.max_bytes:,} bytes"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await _error(413, msg)(scope, receive, send)
+        total = 0
+
+        async def limited():
+            nonlocal total
+            message = await receive()
+            if message["type"] == "http.request":
+                total += len(message.get("body", b""))
+                if total > self.max_bytes:
+                    raise StarletteHTTPException(413, msg)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+# ---------------------------------------------------------------- app
+
+
+class GenerateRequest(BaseModel):
+    """``seeds`` ("0-15", "1,5,9" or a list) or ``count`` (that many random seeds; default 16)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    model: str | None = Field(None, description="generator name (default: the first loaded)")
+    class_: int | str | None = Field(None, alias="class", description="class index or name (conditional models)")
+    seeds: str | list[int] | None = Field(None, description='e.g. "0-15", "1,5,9" or [1, 5, 9]')
+    count: int | None = Field(None, ge=1, description="that many random seeds (returned in the response)")
+    trunc: float | None = Field(None, gt=0, description="truncation threshold for z")
+    format: Literal["png", "zip", "json"] = Field("png", description="png: one grid; zip: a PNG per seed; json: "
+                                                                      "base64 PNGs")
+
+
+def _seeds(req: GenerateRequest, max_images: int) -> list[int]:
+    if req.seeds is not None and req.count is not None:
+        raise ApiError(400, "give seeds or count, not both")
+    if req.seeds is None:
+        n = req.count or 16
+        if n > max_images:
+            raise ApiError(400, f"count {n} is over the limit of {max_images} images a request")
+        return [secrets.randbelow(MAX_SEED + 1) for _ in range(n)]
+    if isinstance(req.seeds, list):
+        seeds = req.seeds
+    else:
+        n = 0
+        for part in req.seeds.split(","):
+            a, sep, b = part.strip().partition("-") if not part.strip().startswith("-") else ("", "", "")
+            n += (int(b) - int(a) + 1) if sep and a.strip().isdigit() and b.strip().isdigit() else 1
+            if n > max_images:
+                raise ApiError(400, f"seeds {req.seeds!r}: over the limit of {max_images} images a request")
+        try:
+            seeds = parse_seeds(req.seeds)
+        except ResganError:
+            raise ApiError(400, f"seeds wants a list like 0-15 or 1,5,9, got {req.seeds!r}") from None
+    if not seeds or len(seeds) > max_images:
+        raise ApiError(400, f"give 1 to {max_images} seeds")
+    if min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ApiError(400, f"seeds must be within 0..{MAX_SEED}")
+    return seeds
+
+
+def _class_idx(entry: GeneratorEntry, value: int | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not entry.G.num_classes:
+        raise ApiError(400, f"generator {entry.name!r} is unconditional; drop class")
+    classes = entry.classes
+    if isinstance(value, str) and not value.isdigit():
+        if value not in classes:
+            raise ApiError(400, f"unknown class {value!r}; classes: {', '.join(classes)}")
+        return classes.index(value)
+    idx = int(value)
+    if not 0 <= idx < len(classes):
+        raise ApiError(400, f"class must be within 0..{len(classes) - 1}")
+    return idx
+
+
+def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
+    work = WorkQueue(limits.workers, limits.queue, limits.timeout_s)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        work.shutdown()
+
+    # /docs and /redoc load Swagger / ReDoc from a CDN, so they are off (the page works offline);
+    # the schema is at /openapi.json.
+    app = FastAPI(title="resgan", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Image restoration (inpaint, denoise, super-resolve, ...) and generation with "
+                              "residual GANs. Errors: JSON {error, status}.")
+    app.state.registry, app.state.limits, app.state.work = registry, limits, work
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; "
+                                                               "object-src 'none'; frame-ancestors 'none'")
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(ResganError)
+    async def resgan_error(request, exc: ResganError):
+        return _error(400, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg')}"
+                 for e in exc.errors()]
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict:
+        return {"status": "ok", "models": len(registry.names()), "pending": work.pending, "capacity": work.capacity}
+
+    @app.get("/v1/models", tags=["service"])
+    async def models() -> dict:
+        """What is loaded: restoration models (tasks, channels, scale), generators (classes, resolution)."""
+        return {"restore": [e.info() for e in registry.restore.values()],
+                "generators": [e.info() for e in registry.generators.values()],
+                "tasks": registry.tasks(), "limits": asdict(limits)}
+
+    @app.post("/v1/restore", tags=["restore"], response_class=Response,
+              responses={200: {"content": {"image/png": {}}, "description": "the restored image (PNG)"},
+                         400: {"description": "bad input"}, 404: {"description": "unknown model / no model"},
+                         413: {"description": "too many bytes or pixels"}, 415: {"description": "not an image"},
+                         503: {"description": "queue full"}, 504: {"description": "timed out"}})
+    async def restore(image: Annotated[UploadFile, File(description=f"the photo ({ACCEPTED})")],
+                      task: Annotated[str, Form(description="inpaint | denoise | deblur | jpeg | sr")],
+                      mask: Annotated[UploadFile | None, File(description="inpaint: the hole mask (white = hole), "
+                                                                          "the image's size")] = None,
+                      model: Annotated[str | None, Form(description="a loaded model's name "
+                                                                    "(default: the task's first)")] = None,
+                      sigma: Annotated[float | None, Form(description="denoise: noise sigma, 0-255 "
+                                                                      "(default: estimated)")] = None,
+                      scale: Annotated[int | None, Form(description="sr: the expected scale "
+                                                                    "(checked against the model)")] = None):
+        """Restore one image; the PNG result has the input's size (x scale for sr) and mode."""
+        entry = registry.restorer(task, model or None)
+        m = entry.model
+        if task == "inpaint" and mask is None:
+            raise ApiError(400, "inpaint needs a mask (white = hole)")
+        if task != "inpaint" and mask is not None:
+            raise ApiError(400, f"mask applies to inpaint only, not {task}")
+        if sigma is not None and task != "denoise":
+            raise ApiError(400, f"sigma applies to denoise only, not {task}")
+        if sigma is not None and not 0 <= sigma <= 255:
+            raise ApiError(400, f"sigma must be within 0..255, got {sigma:g}")
+        if scale is not None and scale != m.scale:
+            raise ApiError(400, f"model {entry.name!r} is x{m.scale}, not x{scale}")
+        image_bytes = await image.read()
+        mask_bytes = await mask.read() if mask is not None else None
+
+        def job() -> bytes:
+            loaded = decode_image(image_bytes, "image", limits.max_pixels)
+            h, w = loaded.data.shape[:2]
+            if h * w * m.scale**2 > limits.max_pixels:
+                raise ApiError(413, f"image: x{m.scale} output of {w}x{h} is over the limit of "
+                                    f"{limits.max_pixels:,} pixels")
+            hole = decode_mask(mask_bytes, (w, h), limits.max_pixels) if mask_bytes is not None else None
+            return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap)
+
+        png = await work.run(job)
+        return Response(png, media_type="image/png", headers={"X-Model": entry.name})
+
+    @app.post("/v1/generate", tags=["generate"], response_class=Response,
+              responses={200: {"content": {"image/png": {}, "application/zip": {}, "application/json": {}},
+                               "description": "png: a grid; zip: seedNNNNNNNNNN.png each; json: base64 PNGs"}})
+    async def generate_images(req: GenerateRequest):
+        """Sample a generator: one image per seed (the same seed is always the same image)."""
+        entry = registry.generator(req.model)
+        seeds = _seeds(req, limits.max_images)
+        class_idx = _class_idx(entry, req.class_)
+
+        def job():
+            with entry.lock, torch.no_grad():
+                images, labels = generate(entry.G, seeds, class_idx, req.trunc)
+            return images, labels
+
+        images, labels = await work.run(job)
+        label_list = labels.tolist() if labels is not None else [None] * len(seeds)
+        headers = {"X-Model": entry.name, "X-Seeds": ",".join(map(str, seeds)),
+                   "X-Labels": ",".join("" if v is None else str(v) for v in label_list)}
+        if req.format == "png":
+            grid = make_grid(images, math.ceil(math.sqrt(len(seeds))))
+            return Response(png_bytes(grid), media_type="image/png", headers=headers)
+        pngs = [png_bytes(make_grid(img[None], 1, pad=0)) for img in images]
+        if req.format == "zip":
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+                for s, data in zip(seeds, pngs, strict=True):
+                    z.writestr(f"seed{s:010d}.png", data)
+            return Response(buf.getvalue(), media_type="application/zip",
+                            headers={**headers, "Content-Disposition": 'attachment; filename="generated.zip"'})
+        classes = entry.classes
+        items = [{"seed": s, "label": y, "class": classes[y] if y is not None else None,
+                  "png_base64": base64.b64encode(data).decode()}
+                 for s, y, data in zip(seeds, label_list, pngs, strict=True)]
+        return JSONResponse({"model": entry.name, "images": items}, headers=headers)
+
+    return app
+
+
+# ---------------------------------------------------------------- command
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(models: list[str] | None, host: str = "127.0.0.1", port: int = 8000, device: str = "cpu",
+          limits: Limits | None = None) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    registry = load_registry(models, device)
+    if not registry.names():
+        log.warning("no models loaded: the API answers 404 to every restore / generate request "
+                    "(pass --models RUN_DIR or a .safetensors file)")
+    if not is_loopback(host):
+        log.warning("listening on %s: reachable from other machines; there is no authentication", host)
+    app = create_app(registry, limits)
+    log.info("serving %s at http://%s:%d/", ", ".join(sorted(registry.names())) or "no models",
+             f"[{host}]" if ":" in host else host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
