@@ -215,7 +215,8 @@ $("gen-run").addEventListener("click", async () => {
   if (!resp.ok) { st.className = "error"; st.textContent = `error ${resp.status}: ${await errorText(resp)}`; return; }
   const grid = $("grid");
   if (grid.src) URL.revokeObjectURL(grid.src);
-  grid.src = URL.createObjectURL(await resp.blob());
+  const url = URL.createObjectURL(await resp.blob());
+  await new Promise((resolve, reject) => { grid.onload = resolve; grid.onerror = reject; grid.src = url; });
   grid.hidden = false;
   st.textContent = `seeds ${resp.headers.get("X-Seeds")}`;
 });
