@@ -348,6 +348,16 @@ def test_default_models_skip_absent_builtins(tmp_path, monkeypatch, caplog):
     assert not reg.names()
     for name in ("inpaint", "denoise_gray", "sr_x4", "mnist"):
         assert "skipping built-in" in caplog.text and f" {name}: weights absent" in caplog.text
+    # a built-in whose weights are present is served
+    import resgan.restore.infer as infer
+
+    monkeypatch.setattr(infer, "BUILTIN_DIR", tmp_path)
+    tiny_model_file(tmp_path, "inpaint", 3).rename(tmp_path / infer.BUILTINS["inpaint"])
+    caplog.clear()
+    with caplog.at_level("INFO", logger="resgan.serve"):
+        reg = load_registry([])
+    assert list(reg.restore) == ["inpaint"] and reg.tasks() == {"inpaint": ["inpaint"]}
+    assert "inpaint: weights absent" not in caplog.text and "sr_x4: weights absent" in caplog.text
 
 
 def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):

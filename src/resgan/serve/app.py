@@ -174,11 +174,16 @@ def _checkpoint_task(path: Path) -> str | None:
         raise ResganError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
-def _restore_kind(source: str) -> str:
+def _load_restore(source: str, file: Path, device: str) -> RestoreModel:
+    """A restoration model, whatever its kind (read from the checkpoint): ``real`` serves denoise / deblur / jpeg."""
     from ..checkpoint import load_checkpoint
 
-    _, meta = load_checkpoint(Path(source))
-    return meta["config"]["restore"]["kind"]
+    _, meta = load_checkpoint(file)
+    try:
+        kind = meta["config"]["restore"]["kind"]
+    except (KeyError, TypeError):
+        raise ResganError(f"{file} is not a restoration model (no restore.kind in its config)") from None
+    return load_model("denoise" if kind == "real" else kind, source, device)
 
 
 def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Registry:
@@ -192,8 +197,7 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
             if not path.is_file():
                 log.warning("skipping built-in restoration model %s: weights absent (%s)", name, path)
                 continue
-            model = load_model(_builtin_task(name), name, device)
-            reg.add_restore(name, model)
+            reg.add_restore(name, _load_restore(name, path, device))
             log.info("loaded restoration model %s (%s)", name, ", ".join(reg.restore[name].tasks))
         for name, fname in BUILTIN_GENERATORS.items():
             if not (GEN_DIR / fname).is_file():
@@ -208,7 +212,7 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
         if "=" in spec and not Path(spec).exists():
             name, source = spec.split("=", 1)
         if source in RESTORE_BUILTINS:
-            reg.add_restore(name or source, load_model(_builtin_task(source), source, device))
+            reg.add_restore(name or source, _load_restore(source, RESTORE_DIR / RESTORE_BUILTINS[source], device))
         elif source in BUILTIN_GENERATORS:
             G, meta = load_generator(source, device)
             reg.add_generator(name or source, G, meta)
@@ -226,16 +230,11 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
                 G, meta = load_generator(file, device)
                 reg.add_generator(name, G, meta)
             elif task == "restore":
-                kind = _restore_kind(str(file))
-                reg.add_restore(name, load_model("denoise" if kind == "real" else kind, str(file), device))
+                reg.add_restore(name, _load_restore(str(file), file, device))
             else:
                 raise ResganError(f"{file}: neither a generator nor a restoration model (task {task!r})")
         log.info("loaded model %s from %s", name or source, source)
     return reg
-
-
-def _builtin_task(name: str) -> str:
-    return next(t for t, n in RESTORE_TASKS.items() if n == name)
 
 
 # ---------------------------------------------------------------- images
