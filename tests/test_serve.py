@@ -366,9 +366,9 @@ def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):
     import uvicorn
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **k: seen.update(app=app, host=host, port=port))
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **k: seen.update(app=app, host=host, port=port, **k))
     assert main(["serve", "--models", str(model_files["inpaint"]), "--port", "8123", "--workers", "2"]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and seen["limit_concurrency"] == 2 + 64 + 32
     assert seen["app"].state.limits.workers == 2 and list(seen["app"].state.registry.restore) == ["inpaint_3"]
     assert main(["serve", "--models", str(tmp_path / "missing.safetensors")]) == 2
     assert "no such model" in capsys.readouterr().err

@@ -643,8 +643,10 @@ def serve(models: list[str] | None, host: str = "127.0.0.1", port: int = 8000, d
                     "(pass --models RUN_DIR or a .safetensors file)")
     if not is_loopback(host):
         log.warning("listening on %s: reachable from other machines; there is no authentication", host)
+    limits = limits or Limits()
     app = create_app(registry, limits)
     log.info("serving %s at http://%s:%d/", ", ".join(sorted(registry.names())) or "no models",
              f"[{host}]" if ":" in host else host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # connections beyond the queue's capacity (plus some idle keep-alive ones) get 503 from uvicorn itself
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=limits.workers + limits.queue + 32)
     return 0
