@@ -362,3 +362,34 @@ def test_cas_classifier_is_trained_once_and_cached(tmp_path):
     assert acc > 0.25  # a few steps only: well above chance (0.1) is enough here
     wrong = classifier_accuracy(ds.images[:200], (ds.labels[:200] + 1) % 10, cfg, epochs=2)
     assert wrong < acc
+
+
+def tiny_generator(path):
+    """A (random) class-conditional 16 px digits generator checkpoint, as ``resgan export`` writes one."""
+    from resgan.checkpoint import save_checkpoint
+    from resgan.config import Config, DataConfig, ModelConfig
+    from resgan.gan import build_generator
+
+    cfg = Config(data=DataConfig(name="digits", resolution=16, limit=500),
+                 model=ModelConfig(z_dim=16, g_width=8, num_classes=10))
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    save_checkpoint(path, {f"G_ema.{k}": v for k, v in G.state_dict().items()},
+                    {"kind": "generator", "task": "gan", "version": "test", "step": 0, "config": cfg.to_dict(),
+                     "classes": [str(i) for i in range(10)]})
+    return path
+
+
+def test_evaluate_generator_against_a_data_set(tmp_path):
+    from resgan.evaluate import evaluate, load_source
+
+    ckpt = tiny_generator(tmp_path / "g.safetensors")
+    src = load_source(str(ckpt), n=20)
+    assert src.kind == "generator" and src.images.shape == (20, 1, 16, 16) and src.images.dtype == torch.uint8
+    assert torch.equal(torch.bincount(src.labels), torch.full((10,), 2))  # class-balanced
+    data = load_source("digits", n=7, like=src)  # loaded at the generator's resolution
+    assert data.images.shape == (7, 1, 16, 16)
+    assert load_source("digits").images.shape[-1] == 8  # native size otherwise
+    res = evaluate(str(ckpt), None, "cas", n=20)  # classifier of the data the generator was trained on
+    assert 0.0 <= res["cas"] <= 1.0 and res["cas_real_accuracy"] > 0.25 and res["n_a"] == 20
+    assert res["cas_data"] == "digits:train"

@@ -285,6 +285,7 @@ def _cas(src_a: Source, src_b: Source | None, cache_dir, progress: bool) -> dict
     if src_a.kind != "generator" or src_a.labels is None:
         raise ResganError("cas needs A to be a class-conditional generator (run directory, checkpoint or built-in)")
     data = src_b.data if src_b is not None and src_b.kind == "dataset" else src_a.data
+    data = dataclasses.replace(data, limit=None if data is (src_b.data if src_b else None) else data.limit)
     _, info = load_or_train_classifier(data, cache_dir=cache_dir, progress=progress)
     acc = classifier_accuracy(src_a.images, src_a.labels, data, cache_dir=cache_dir)
     return {"cas": acc, "cas_real_accuracy": info["real_accuracy"], "cas_data": f"{data.name}:{data.split}"}

@@ -48,7 +48,7 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
+        return F.relu(self.bn(self.conv(x)), inplace=True)
 
     @torch.no_grad()
     def fold(self) -> None:
