@@ -1,0 +1,70 @@
+"""x4 super-resolution on Set5 / Set14: PSNR on Y (BT.601) with a 4-pixel border crop, of a
+resgan SR model beside bicubic upscaling.
+
+    .venv/bin/python benchmarks/restore_sr.py [--data ../shared/data] [--model sr_x4]
+
+Low-resolution inputs: HR cropped to a multiple of 4, antialiased bicubic downscale (PyTorch,
+like the training degradation; MATLAB's imresize differs slightly), rounded to uint8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from restore_common import command, data_root, rgb_to_y, table, to_u8
+
+from resgan.data import IMAGE_EXTS
+from resgan.restore.degradations import bicubic_down, bicubic_up
+from resgan.restore.infer import load_model, read_image, restore_array
+
+
+def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
+    ya, yb = rgb_to_y(a), rgb_to_y(b)
+    if border:
+        ya, yb = ya[border:-border, border:-border], yb[border:-border, border:-border]
+    mse = np.mean((ya - yb) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data")
+    ap.add_argument("--model", default="sr_x4")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("sr", args.model)
+    s = model.scale
+    rows = []
+    for name in ("Set5", "Set14"):
+        folder = data_root(args.data) / "sr" / name
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        ours, bic, times = [], [], []
+        for f in files:
+            hr = read_image(f).data
+            hr = np.repeat(hr, 3, 2) if hr.shape[2] == 1 else hr
+            h, w = hr.shape[0] // s * s, hr.shape[1] // s * s
+            hr = hr[:h, :w]
+            x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
+            lr = (bicubic_down(x, s).clamp(0, 1) * 255).round() / 255
+            up = bicubic_up(lr, s)[0].numpy().transpose(1, 2, 0)
+            lr_np = lr[0].numpy().transpose(1, 2, 0).astype(np.float32)
+            t0 = time.perf_counter()
+            out = restore_array(model, lr_np)
+            times.append(time.perf_counter() - t0)
+            truth = to_u8(hr)
+            ours.append(psnr_y(to_u8(out), truth, s))
+            bic.append(psnr_y(to_u8(up), truth, s))
+        rows.append([name, len(files), float(np.mean(bic)), float(np.mean(ours)), float(np.mean(ours) - np.mean(bic)),
+                     f"{np.mean(times):.2f}"])
+    print(f"x{s} SR, PSNR on Y, border {s}; model {model.source} ({model.step} steps, width "
+          f"{model.cfg.restore.width}, {model.cfg.restore.blocks} blocks); {torch.get_num_threads()} CPU threads\n")
+    print(table(["set", "images", "bicubic (dB)", "resgan (dB)", "gain (dB)", "resgan s / image"], rows))
+    print(f"\ncommand: {command()}")
+
+
+if __name__ == "__main__":
+    main()

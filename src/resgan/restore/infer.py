@@ -1,0 +1,416 @@
+"""``resgan restore``: restore images with a built-in model or a trained restore checkpoint.
+
+Any size (reflect-padded to the net's multiple and cropped back), large images in tiles with an
+overlap (memory bounded by the tile), grey / RGB / RGBA (alpha kept) / palette, 8- and 16-bit
+PNG, JPEG. The output has the input's name, size (x scale for SR) and mode. A bad file is one
+line on stderr; the other files are still processed and the exit code says some failed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .. import __version__
+from ..checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, unprefixed
+from ..config import Config, config_from_dict
+from ..data import IMAGE_EXTS
+from ..errors import ResganError
+from .models import build_net
+from .task import pad_forward
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "weights"
+# built-in name -> file; RESTORE_TASKS: task -> its default built-in (None: train one first)
+BUILTINS = {"denoise_gray": "restore_denoise_gray.safetensors", "inpaint": "restore_inpaint.safetensors",
+            "sr_x4": "restore_sr_x4.safetensors"}
+RESTORE_TASKS = {"denoise": "denoise_gray", "inpaint": "inpaint", "sr": "sr_x4", "deblur": None, "jpeg": None}
+MASK_RE = re.compile(r"_mask\d*$")
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+@dataclass
+class RestoreModel:
+    net: torch.nn.Module
+    cfg: Config
+    source: str
+    step: int = 0  # training steps of the weights
+
+    @property
+    def kind(self) -> str:
+        return self.cfg.restore.kind
+
+    @property
+    def channels(self) -> int:
+        return self.cfg.data.channels
+
+    @property
+    def scale(self) -> int:
+        return self.cfg.restore.scale if self.kind == "sr" else 1
+
+
+def resolve_model(task: str, model: str | None) -> Path:
+    if task not in RESTORE_TASKS:
+        raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
+    name = model or RESTORE_TASKS[task]
+    if name is None:
+        raise ResganError(f"no built-in model for --task {task}; train one (resgan train CONFIG with "
+                          f"restore.kind={task}) and pass --model RUN_DIR")
+    if name in BUILTINS:
+        p = BUILTIN_DIR / BUILTINS[name]
+        if not p.is_file():
+            raise ResganError(f"built-in model {name!r} is missing ({p}); reinstall resgan")
+        return p
+    p = Path(name)
+    if p.is_dir():
+        p = p / "latest.safetensors"
+    if not p.is_file():
+        raise ResganError(f"no model {name!r}: give a run directory, a .safetensors file or a built-in "
+                          f"({', '.join(BUILTINS)})")
+    return p
+
+
+def load_model(task: str, model: str | None = None, device: str | torch.device = "cpu") -> RestoreModel:
+    """The EMA net of a restore run / exported model for ``task``, in eval mode."""
+    path = resolve_model(task, model)
+    tensors, meta = load_checkpoint(path)
+    if meta.get("task") != "restore":
+        raise ResganError(f"{path} is not a restoration model (task {meta.get('task')!r})")
+    cfg = config_from_dict(meta["config"])
+    kind = cfg.restore.kind
+    if kind != task and not (kind == "real" and task in ("denoise", "deblur", "jpeg")):
+        raise ResganError(f"{path} is a {kind} model, not a {task} model")
+    net = build_net(cfg)
+    try:
+        net.load_state_dict({k: v.float() for k, v in unprefixed("net_ema", tensors).items()})
+    except RuntimeError as e:
+        raise ResganError(f"{path} does not fit the net its config describes: {str(e).splitlines()[0]}") from None
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return RestoreModel(net.to(device).eval(), cfg, str(path), int(meta.get("step", 0)))
+
+
+def export_model(run: str | Path, out: Path) -> Path:
+    """Write a run's EMA net and config alone (the built-in format, float32)."""
+    path = Path(run) / "latest.safetensors" if Path(run).is_dir() else Path(run)
+    tensors, meta = load_checkpoint(path)
+    keep = {k: v for k, v in tensors.items() if k.startswith("net_ema.")}
+    if not keep or meta.get("task") != "restore":
+        raise ResganError(f"{path} holds no restoration net")
+    save_checkpoint(Path(out), keep, {"kind": "restorer", "task": "restore", "version": __version__,
+                                      "step": meta["step"], "config": meta["config"]})
+    return Path(out)
+
+
+# ---------------------------------------------------------------- tiles
+
+
+def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None, tile: int = 512,
+                  overlap: int = 32) -> torch.Tensor:
+    """``net`` on (N, C, H, W) in tiles of ``tile`` px whose outer ``overlap`` px are discarded, so
+    memory is bounded by the tile. The whole image at once when it fits in one tile (or tile <= 0)."""
+    n, c, h, w = x.shape
+    m = getattr(net, "multiple", 1)
+    s = getattr(net, "scale", 1)
+    if tile <= 0 or (h <= tile and w <= tile):
+        return pad_forward(net, x, cond)
+    overlap = -(-overlap // m) * m
+    core = max(m, (tile - 2 * overlap) // m * m)
+    out = torch.empty(n, c, h * s, w * s, dtype=x.dtype)
+    spatial = cond is not None and cond.dim() == 4
+    for y0 in range(0, h, core):
+        for x0 in range(0, w, core):
+            y1, x1 = min(y0 + core, h), min(x0 + core, w)
+            ya, xa = max(0, y0 - overlap), max(0, x0 - overlap)
+            yb, xb = min(h, y1 + overlap), min(w, x1 + overlap)
+            c_t = cond[..., ya:yb, xa:xb] if spatial else cond
+            o = pad_forward(net, x[..., ya:yb, xa:xb], c_t)
+            oy, ox = (y0 - ya) * s, (x0 - xa) * s
+            out[..., y0 * s:y1 * s, x0 * s:x1 * s] = o[..., oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].cpu()
+    return out
+
+
+def estimate_sigma(x: np.ndarray) -> float:
+    """Noise sigma (0-255 scale) of a float [0, 1] (H, W, C) image: median absolute deviation of
+    the finest diagonal Haar band (Donoho), averaged over channels."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    a = x[:h, :w].astype(np.float64)
+    hh = (a[0::2, 0::2] - a[0::2, 1::2] - a[1::2, 0::2] + a[1::2, 1::2]) / 2
+    return float(np.median(np.abs(hh)) / 0.6745 * 255)
+
+
+@torch.no_grad()
+def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None = None, sigma: float | None = None,
+                  tile: int = 512, overlap: int = 32) -> np.ndarray:
+    """float32 (H, W, C) in [0, 1] -> restored float32 (H*s, W*s, C) in [0, 1]. A grey model runs
+    on each colour channel; a colour model sees a grey image replicated (and returns its mean).
+    Inpainting keeps every known pixel's value exactly (``mask``: bool (H, W), True = hole)."""
+    h, w, c = img.shape
+    device = next(model.net.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+    if model.channels == 1:
+        x = x.transpose(0, 1)  # (C, 1, H, W): one grey image per channel
+    elif c == 1:
+        x = x.expand(1, 3, h, w).contiguous()
+    cond = None
+    r = model.cfg.restore
+    if model.kind == "inpaint":
+        if mask is None:
+            raise ResganError("inpainting needs a mask (--mask, or NAME_mask.png beside NAME.png)")
+        cond = torch.from_numpy(mask.astype(np.float32))[None, None].expand(x.shape[0], 1, h, w)
+    elif getattr(model.net, "noise_map", False):
+        s = estimate_sigma(img) if sigma is None else sigma
+        lo, hi = r.sigma, max(r.sigma, r.sigma_max)
+        cond = torch.full((x.shape[0],), min(max(s, lo), hi) / 255.0)
+    y = tiled_forward(model.net, x.to(device), None if cond is None else cond.to(device), tile, overlap).cpu()
+    if model.channels == 1:
+        y = y.transpose(0, 1)
+    elif c == 1:
+        y = y.mean(1, keepdim=True)
+    out = y[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+    if mask is not None:
+        out = np.where(mask[:, :, None], out, img)  # known pixels: the input's own values
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- files
+
+SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA", "P", "PA", "I;16", "I;16L", "I;16B", "I")
+
+
+@dataclass
+class Loaded:
+    data: np.ndarray  # float32 (H, W, C) in [0, 1], C = 1 or 3
+    alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
+    mode: str  # the output mode
+    bits: int  # 8 or 16
+    raw: np.ndarray  # the stored integers (H, W, C) before scaling (for exact known pixels)
+
+
+def _png_is_16bit_colour(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+
+
+def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise ResganError(f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
+                          f"(--max-pixels)")
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
+    """Read an image file for restoration; a bad file is a ResganError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResganError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ResganError(f"{path}: empty file (0 bytes)")
+    if _png_is_16bit_colour(path):
+        return _read_png16_colour(path, max_pixels)
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below, before decoding
+    try:
+        with Image.open(path) as img:
+            _check_size(path, *img.size, max_pixels)
+            mode = img.mode
+            if mode not in SUPPORTED_MODES:
+                raise ResganError(f"{path}: unsupported image mode {mode} (supported: grey, grey+alpha, RGB, "
+                                  f"RGBA, palette, 16-bit grey)")
+            img.load()
+            if mode in ("P", "PA"):
+                img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+                mode = img.mode
+            arr = np.asarray(img)
+    except ResganError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise ResganError(f"{path}: cannot read image (corrupt or not an image): {str(e).splitlines()[0]}") from None
+    bits, alpha = 8, None
+    if mode.startswith("I"):
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ResganError(f"{path}: unsupported image mode {mode} (32-bit integer values)")
+        arr, bits, mode = arr.astype(np.uint16), 16, "I;16"
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if mode in ("LA", "RGBA"):
+        alpha = arr[:, :, -1].astype(np.float32) / 255
+        arr = arr[:, :, :-1]
+    peak = 65535.0 if bits == 16 else 255.0
+    return Loaded(arr.astype(np.float32) / peak, alpha, mode, bits, arr)
+
+
+def _read_png16_colour(path: Path, max_pixels: int) -> Loaded:
+    """16-bit colour PNG (Pillow would read it as 8-bit): needs OpenCV when installed."""
+    try:
+        import cv2
+    except ImportError:
+        raise ResganError(f"{path}: 16-bit colour PNG needs opencv-python-headless (pip install it), "
+                          "or convert the image to 8-bit") from None
+    with Image.open(path) as img:
+        _check_size(path, *img.size, max_pixels)
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ResganError(f"{path}: cannot read image (corrupt 16-bit PNG)")
+    arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
+    alpha = arr[:, :, 3].astype(np.float32) / 65535 if arr.shape[2] == 4 else None
+    arr = arr[:, :, :3]
+    return Loaded(arr.astype(np.float32) / 65535, alpha, "RGBA;16" if alpha is not None else "RGB;16", 16, arr)
+
+
+def encode_image(out: np.ndarray, loaded: Loaded, fmt_path: Path) -> bytes:
+    """float (H, W, C) [0, 1] (+ the input's alpha, resized) -> file bytes in the input's mode."""
+    h, w = out.shape[:2]
+    peak = 65535 if loaded.bits == 16 else 255
+    q = np.round(out * peak).clip(0, peak).astype(np.uint16 if loaded.bits == 16 else np.uint8)
+    alpha = loaded.alpha
+    if alpha is not None:
+        if alpha.shape != (h, w):
+            alpha = np.asarray(Image.fromarray(alpha, "F").resize((w, h), Image.Resampling.BICUBIC))
+        q = np.concatenate([q, np.round(alpha.clip(0, 1) * peak).astype(q.dtype)[:, :, None]], 2)
+    ext = fmt_path.suffix.lower()
+    if loaded.mode in ("RGB;16", "RGBA;16"):
+        import cv2
+
+        ok, buf = cv2.imencode(".png", q[:, :, [2, 1, 0, 3][: q.shape[2]]])
+        if not ok:
+            raise ResganError(f"{fmt_path}: cannot encode the 16-bit result")
+        return buf.tobytes()
+    img = Image.fromarray(q[:, :, 0] if q.shape[2] == 1 else q, mode=None)
+    if loaded.mode == "I;16":
+        img = Image.fromarray(q[:, :, 0].astype(np.uint16))
+    buf = io.BytesIO()
+    fmt = Image.registered_extensions().get(ext, "PNG")
+    kwargs = {"quality": 95} if fmt == "JPEG" else {}
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def read_mask(path: Path, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A hole mask (white / non-zero = hole) as bool (H, W); checks it is single-channel and sized like the image."""
+    m = read_image(path, max_pixels)
+    raw = m.data
+    if raw.shape[2] == 3:
+        if not (np.array_equal(raw[:, :, 0], raw[:, :, 1]) and np.array_equal(raw[:, :, 0], raw[:, :, 2])):
+            raise ResganError(f"{path}: mask is not single-channel (its colour channels differ); "
+                              "use a grey or black-and-white mask, white = hole")
+        raw = raw[:, :, :1]
+    h, w = raw.shape[:2]
+    if (w, h) != size:
+        raise ResganError(f"{path}: mask is {w}x{h} but the image is {size[0]}x{size[1]}")
+    return raw[:, :, 0] > 0.5
+
+
+def find_masks(image: Path, mask_arg: str | None) -> list[Path]:
+    """The mask(s) of ``image``: --mask (a file, or a folder holding a same-named mask), else
+    LaMa's convention: ``NAME_mask*.png`` beside ``NAME.png``."""
+    if mask_arg:
+        p = Path(mask_arg)
+        if p.is_dir():
+            cands = [q for q in sorted(p.iterdir()) if q.stem == image.stem or MASK_RE.sub("", q.stem) == image.stem]
+            if not cands:
+                raise ResganError(f"{image}: no mask named {image.stem}.* in {p}")
+            return cands[:1]
+        if not p.is_file():
+            raise ResganError(f"--mask {p}: no such file or folder")
+        return [p]
+    cands = sorted(q for q in image.parent.glob(f"{image.stem}_mask*") if q.suffix.lower() in IMAGE_EXTS
+                   and MASK_RE.search(q.stem))
+    if not cands:
+        raise ResganError(f"{image}: no mask (give --mask, or put {image.stem}_mask.png beside it)")
+    return cands
+
+
+def collect_inputs(inputs: list[str], task: str) -> list[tuple[Path, Path]]:
+    """(file, name relative to the output folder) for every input; folders are listed (not
+    recursively), skipping LaMa-style ``*_mask*`` files for inpainting."""
+    out: list[tuple[Path, Path]] = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            if task == "inpaint":
+                files = [f for f in files if not MASK_RE.search(f.stem)]
+            out += [(f, Path(f.name)) for f in files]
+        else:
+            out.append((p, Path(p.name)))
+    return out
+
+
+def restore_file(model: RestoreModel, path: Path, out_path: Path, mask_arg: str | None = None,
+                 sigma: float | None = None, tile: int = 512, overlap: int = 32,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:
+    """Restore one file; returns the written paths (inpainting with several LaMa masks: one each)."""
+    loaded = read_image(path, max_pixels)
+    h, w = loaded.data.shape[:2]
+    jobs: list[tuple[np.ndarray | None, Path]] = [(None, out_path)]
+    if model.kind == "inpaint":
+        masks = find_masks(path, mask_arg)
+        jobs = [(read_mask(m, (w, h), max_pixels), out_path if len(masks) == 1 else out_path.with_name(
+            m.stem + out_path.suffix)) for m in masks]
+    written = []
+    for mask, dest in jobs:
+        if dest.resolve() == path.resolve():
+            raise ResganError(f"{path}: the output would overwrite the input; choose another --out")
+        res = restore_array(model, loaded.data, mask, sigma, tile, overlap)
+        # inpainting: known pixels bit-identical to the input's stored integers
+        data = encode_image(res, loaded, dest) if mask is None else _keep_known(res, loaded, mask, dest)
+        atomic_write_bytes(dest, data)
+        written.append(dest)
+    return written
+
+
+def _keep_known(res: np.ndarray, loaded: Loaded, mask: np.ndarray, dest: Path) -> bytes:
+    peak = 65535 if loaded.bits == 16 else 255
+    q = np.round(res * peak).clip(0, peak).astype(loaded.raw.dtype)
+    q = np.where(mask[:, :, None], q, loaded.raw)
+    exact = Loaded(q.astype(np.float32) / peak, loaded.alpha, loaded.mode, loaded.bits, q)
+    return encode_image(exact.data, exact, dest)
+
+
+def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,
+                  scale: int | None = None, sigma: float | None = None, tile: int = 512, overlap: int = 32,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False) -> int:
+    """The ``resgan restore`` command: 0 when every file was restored, 1 when some failed."""
+    if task not in RESTORE_TASKS:
+        raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
+    if scale is not None and scale not in (2, 3, 4):
+        raise ResganError(f"unknown scale {scale}; choose 2, 3 or 4")
+    if scale is not None and task != "sr":
+        raise ResganError("--scale applies to --task sr only")
+    if sigma is not None and not 0 <= sigma <= 255:
+        raise ResganError(f"--sigma must be within 0..255, got {sigma}")
+    if tile < 0 or overlap < 0 or (tile and overlap * 2 >= tile):
+        raise ResganError("--tile must be 0 (off) or more than twice --overlap")
+    if model is None and task == "sr" and scale not in (None, 4):
+        raise ResganError(f"the built-in sr model is x4; for x{scale} pass --model RUN_DIR of an x{scale} model")
+    m = load_model(task, model, device)
+    if scale is not None and scale != m.scale:
+        raise ResganError(f"{m.source} is an x{m.scale} model, not x{scale}")
+    files = collect_inputs(inputs, task)
+    if not files:
+        raise ResganError(f"no input images in {', '.join(inputs)}")
+    out_dir = Path(out)
+    failed: list[str] = []
+    for path, name in files:
+        t0 = time.perf_counter()
+        try:
+            written = restore_file(m, path, out_dir / name, mask, sigma, tile, overlap, max_pixels)
+        except ResganError as e:
+            msg = str(e)
+            print(f"resgan: error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", file=sys.stderr)
+            failed.append(str(path))
+            continue
+        if not quiet:
+            for d in written:
+                print(f"{path} -> {d} ({time.perf_counter() - t0:.2f} s)")
+    if failed:
+        print(f"resgan: {len(failed)} of {len(files)} files failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

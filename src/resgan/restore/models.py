@@ -1,0 +1,178 @@
+"""Residual restoration networks (images in [0, 1], (N, C, H, W)).
+
+* :class:`RestoreNet` - denoise / deblur / JPEG: pixel-unshuffle encoder -> dilated residual
+  blocks -> pixel-shuffle decoder, global residual ``out = x + R(x)`` (FFDNet / DnCNN style; an
+  optional noise-level map makes ``--sigma`` meaningful).
+* :class:`SRNet` - super-resolution: residual blocks at low resolution then pixel-shuffle
+  upsampling (SRResNet style), plus a bicubic skip.
+* :class:`InpaintNet` - inpainting with gated convolutions (DeepFill v2); known pixels are kept
+  exactly: ``out = where(mask, pred, x)``.
+* :class:`PatchDiscriminator` - spectrally normalised PatchGAN.
+
+Every net has ``forward(x, cond=None)`` (cond: per-image sigma in [0, 1] units for a noise-map
+RestoreNet, the hole mask for InpaintNet) and ``multiple``: H and W must be multiples of it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..blocks import sn
+from ..config import Config
+from ..errors import ResganError
+
+
+def conv3(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation)
+
+
+class ResBlock(nn.Module):
+    """conv3x3 (dilated) -> ReLU -> conv3x3 (dilated), plus the identity (no normalisation, EDSR style)."""
+
+    def __init__(self, width: int, dilation: int = 1):
+        super().__init__()
+        self.conv1 = conv3(width, width, dilation)
+        self.conv2 = conv3(width, width, dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def _body(width: int, blocks: int, dilations: list[int]) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(width, dilations[i % len(dilations)]) for i in range(blocks)], conv3(width, width))
+
+
+class RestoreNet(nn.Module):
+    """Same-size restoration with a global residual: ``out = x + R(x)``."""
+
+    def __init__(self, channels: int, width: int = 64, blocks: int = 6, dilations: list[int] | tuple[int, ...] = (1, 2),
+                 down: int = 2, noise_map: bool = False):
+        super().__init__()
+        self.channels, self.down, self.noise_map, self.multiple = channels, down, noise_map, down
+        cin = (channels + int(noise_map)) * down * down
+        self.head = conv3(cin, width)
+        self.body = _body(width, blocks, list(dilations))
+        self.tail = conv3(width, channels * down * down)
+        nn.init.zeros_(self.tail.weight)  # starts as the identity
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = x
+        if self.noise_map:
+            if cond is None:
+                raise ResganError("this model needs the noise level (sigma)")
+            sigma = cond.to(x).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
+            h = torch.cat([x, sigma], 1)
+        h = F.pixel_unshuffle(h, self.down) if self.down > 1 else h
+        f = self.head(h)
+        r = self.tail(F.relu(f + self.body(f)))
+        return x + (F.pixel_shuffle(r, self.down) if self.down > 1 else r)
+
+
+class SRNet(nn.Module):
+    """SRResNet-style x2 / x3 / x4 super-resolution with a bicubic global skip."""
+
+    def __init__(self, channels: int, width: int = 64, blocks: int = 8, scale: int = 4,
+                 dilations: list[int] | tuple[int, ...] = (1,)):
+        super().__init__()
+        if scale not in (2, 3, 4):
+            raise ResganError(f"scale must be 2, 3 or 4, got {scale}")
+        self.channels, self.scale, self.multiple = channels, scale, 1
+        self.head = conv3(channels, width)
+        self.body = _body(width, blocks, list(dilations))
+        ups: list[nn.Module] = []
+        for f in ([2, 2] if scale == 4 else [scale]):
+            ups += [conv3(width, width * f * f), nn.PixelShuffle(f), nn.ReLU()]
+        self.up = nn.Sequential(*ups)
+        self.tail = conv3(width, channels)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        f = self.head(x)
+        out = self.tail(self.up(f + self.body(f)))
+        return out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+class GatedConv2d(nn.Module):
+    """Gated convolution (Yu et al. 2019): ``act(features) * sigmoid(gate)``, both from one conv."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, act: bool = True):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 2 * cout, k, stride, padding=dilation * (k - 1) // 2, dilation=dilation)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f, g = self.conv(x).chunk(2, 1)
+        return (F.elu(f) if self.act else f) * torch.sigmoid(g)
+
+
+class GatedResBlock(nn.Module):
+    def __init__(self, width: int, dilation: int):
+        super().__init__()
+        self.conv1 = GatedConv2d(width, width, dilation=dilation)
+        self.conv2 = GatedConv2d(width, width, dilation=dilation, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x))
+
+
+class InpaintNet(nn.Module):
+    """Gated-convolution encoder (2 stride-2 stages) -> dilated gated residual blocks -> decoder.
+    Input: the image with holes blanked and the mask; output keeps known pixels exactly."""
+
+    def __init__(self, channels: int, width: int = 32, blocks: int = 4,
+                 dilations: list[int] | tuple[int, ...] = (2, 4, 8)):
+        super().__init__()
+        self.channels, self.multiple = channels, 4
+        w = width
+        self.enc = nn.Sequential(GatedConv2d(channels + 1, w, 5), GatedConv2d(w, 2 * w, 3, 2),
+                                 GatedConv2d(2 * w, 2 * w), GatedConv2d(2 * w, 4 * w, 3, 2))
+        self.body = nn.Sequential(*[GatedResBlock(4 * w, list(dilations)[i % len(dilations)]) for i in range(blocks)])
+        self.dec1 = GatedConv2d(4 * w, 2 * w)
+        self.dec2 = GatedConv2d(4 * w, w)  # after the skip from the first encoder stage
+        self.out = nn.Conv2d(w, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is None:
+            raise ResganError("inpainting needs a mask")
+        hole = cond.to(x) > 0.5
+        xin = torch.where(hole, torch.zeros_like(x), x - 0.5)
+        h = torch.cat([xin, hole.to(x)], 1)
+        e1 = self.enc[1](self.enc[0](h))
+        f = self.enc[3](self.enc[2](e1))
+        f = self.body(f)
+        f = self.dec1(F.interpolate(f, scale_factor=2, mode="nearest"))
+        f = self.dec2(F.interpolate(torch.cat([f, e1], 1), scale_factor=2, mode="nearest"))
+        pred = self.out(f) + 0.5
+        return torch.where(hole, pred, x)
+
+
+class PatchDiscriminator(nn.Module):
+    """SN PatchGAN: 3 stride-2 4x4 convs and a 3x3 output conv; ``forward`` returns (logits, features)."""
+
+    def __init__(self, channels: int, width: int = 64):
+        super().__init__()
+        w = width
+        self.layers = nn.ModuleList([sn(nn.Conv2d(channels, w, 4, 2, 1), True), sn(nn.Conv2d(w, 2 * w, 4, 2, 1), True),
+                                     sn(nn.Conv2d(2 * w, 4 * w, 4, 2, 1), True)])
+        self.out = sn(nn.Conv2d(4 * w, 1, 3, 1, 1), True)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        feats = []
+        h = x * 2 - 1
+        for layer in self.layers:
+            h = F.leaky_relu(layer(h), 0.2)
+            feats.append(h)
+        return self.out(h), feats
+
+
+def build_net(cfg: Config) -> nn.Module:
+    r, c = cfg.restore, cfg.data.channels
+    if r.kind == "sr":
+        return SRNet(c, r.width, r.blocks, r.scale, r.dilations)
+    if r.kind == "inpaint":
+        return InpaintNet(c, r.width, r.blocks, r.dilations)
+    return RestoreNet(c, r.width, r.blocks, r.dilations, r.down, r.noise_map and r.kind == "denoise")

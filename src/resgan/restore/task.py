@@ -1,0 +1,254 @@
+"""The ``restore`` task for the generic loop in :mod:`resgan.train`: a restoration net (and an
+optional SN PatchGAN), degradations applied on the fly with the global torch RNG (so a resumed
+run is exact), PSNR / SSIM validation on held-out images with a fixed degradation seed."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..data import ImageSet
+from ..errors import ResganError
+from . import degradations as dg
+from .data import load_train_set, load_val_images
+from .models import PatchDiscriminator, build_net
+
+KINDS = ("denoise", "deblur", "jpeg", "sr", "inpaint", "real")
+
+
+def validate_restore(cfg: Config) -> None:
+    r = cfg.restore
+    checks = [
+        (r.kind in KINDS, f"restore.kind must be one of {', '.join(KINDS)}, got {r.kind!r}"),
+        (r.scale in (2, 3, 4), f"restore.scale must be 2, 3 or 4, got {r.scale}"),
+        (r.kind != "sr" or r.crop % r.scale == 0, "restore.crop must be a multiple of restore.scale"),
+        (r.crop >= 8 and r.patches_per_image >= 1, "restore.crop must be >= 8 and patches_per_image >= 1"),
+        (r.down in (1, 2, 4), "restore.down must be 1, 2 or 4"),
+        (r.kind not in ("denoise", "deblur", "jpeg", "real") or r.crop % r.down == 0,
+         "restore.crop must be a multiple of restore.down"),
+        (r.kind != "inpaint" or r.crop % 4 == 0, "restore.crop must be a multiple of 4 for inpainting"),
+        (r.mask in ("strokes", "boxes", "mixed", "folder"), "restore.mask must be strokes, boxes, mixed or folder"),
+        (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
+        (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
+        (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),
+        (r.sigma >= 0 and (r.sigma_max == 0 or r.sigma_max >= r.sigma), "restore.sigma_max must be 0 or >= sigma"),
+        (len(r.jpeg_quality) == 2 and 1 <= r.jpeg_quality[0] <= r.jpeg_quality[1] <= 100,
+         "restore.jpeg_quality must be [lo, hi] within 1..100"),
+        (len(r.blur_sigma) == 2 and 0 < r.blur_sigma[0] <= r.blur_sigma[1], "restore.blur_sigma must be [lo, hi] > 0"),
+        (r.width >= 1 and r.blocks >= 1 and len(r.dilations) >= 1, "restore.width/blocks/dilations must be >= 1"),
+        (r.val_every >= 1, "restore.val_every must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ResganError(message)
+
+
+def pixel_loss(kind: str, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    d = out - target
+    e = d.abs() if kind == "l1" else d.square() if kind == "l2" else torch.sqrt(d.square() + 1e-6)
+    if weight is None:
+        return e.mean()
+    w = weight.expand_as(e)
+    return (e * w).sum() / w.sum().clamp_min(1.0)
+
+
+def pad_forward(net: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``net`` on any H x W: reflect-pad to ``net.multiple`` (the mask with zeros), crop back."""
+    m = getattr(net, "multiple", 1)
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if cond is not None and cond.dim() == 4:
+            cond = F.pad(cond, (0, pw, 0, ph))
+    out = net(x, cond)
+    s = getattr(net, "scale", 1)
+    return out[..., : h * s, : w * s]
+
+
+class Restorer:
+    """A restoration net being trained (same interface as :class:`resgan.gan.GAN`)."""
+
+    @staticmethod
+    def load_data(cfg: Config) -> ImageSet:
+        return load_train_set(cfg)
+
+    def __init__(self, cfg: Config, device: torch.device):
+        self.cfg, self.device = cfg, device
+        r, t = cfg.restore, cfg.train
+        self.net = build_net(cfg).to(device)
+        self.net_ema = copy.deepcopy(self.net).eval()
+        for p in self.net_ema.parameters():
+            p.requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.net.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+        self.D = self.opt_d = None
+        if r.adv_weight > 0 or r.fm_weight > 0:
+            self.D = PatchDiscriminator(cfg.data.channels, r.d_width).to(device)
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+        self.masks = dg.MaskFolder(r.mask_path) if r.kind == "inpaint" and r.mask == "folder" else None
+        self._val: list[torch.Tensor] | None = None
+        self.steps_done = 0
+
+    # ------------------------------------------------------------------ degradation
+    def degrade(self, clean: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(degraded input, condition) for a clean batch in [0, 1]; ``generator=None``: global RNG."""
+        r = self.cfg.restore
+        n, _, h, w = clean.shape
+        if r.kind == "denoise":
+            sigma = (r.sigma, r.sigma_max) if r.sigma_max > r.sigma else r.sigma
+            noisy, s = dg.add_gaussian_noise(clean, sigma, generator)
+            return noisy, s.to(clean.device)
+        if r.kind == "deblur":
+            blurred = dg.blur(clean, dg.random_blur_kernels(n, tuple(r.blur_sigma), r.motion_prob, generator=generator))
+            return dg.add_gaussian_noise(blurred, (0.0, 2.0), generator)[0], None
+        if r.kind == "jpeg":
+            return dg.jpeg(clean, tuple(r.jpeg_quality), dg.numpy_rng(generator)), None
+        if r.kind == "real":
+            return dg.realworld(clean, generator), None
+        if r.kind == "sr":
+            return (dg.bicubic_down(clean, r.scale).clamp(0, 1) * 255).round() / 255, None
+        rng = dg.numpy_rng(generator)
+        if self.masks is not None:
+            import numpy as np
+
+            m = torch.from_numpy(np.stack([self.masks.sample(h, w, rng) for _ in range(n)]))[:, None]
+        else:
+            m = dg.random_masks(n, h, w, rng, r.mask)
+        return clean, m.to(clean.device)
+
+    # ------------------------------------------------------------------ the step
+    def set_lr(self) -> float:
+        t = self.cfg.train
+        frac = max(0.0, 1.0 - self.steps_done / t.steps) if t.lr_decay == "linear" else 1.0
+        for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = base * frac
+        return t.lr_g * frac
+
+    def train_step(self, next_batch) -> dict[str, float]:
+        r = self.cfg.restore
+        lr = self.set_lr()
+        clean = next_batch()[0].add(1).mul(0.5)
+        with torch.no_grad():
+            inp, cond = self.degrade(clean)
+        self.net.train()
+        out = self.net(inp, cond)
+        weight = cond if r.kind == "inpaint" else None
+        loss_pix = pixel_loss(r.pixel_loss, out, clean, weight)
+        stats: dict[str, float] = {"loss_pix": loss_pix.item(), "loss_d": 0.0}
+        loss = r.pixel_weight * loss_pix
+        if self.D is not None:
+            d_real, _ = self.D(clean)
+            d_fake, _ = self.D(out.detach())
+            loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            stats["loss_d"] = loss_d.item()
+            g_fake, f_fake = self.D(out)
+            loss_adv = -g_fake.mean()
+            loss = loss + r.adv_weight * loss_adv
+            stats["loss_adv"] = loss_adv.item()
+            if r.fm_weight > 0:
+                with torch.no_grad():
+                    _, f_real = self.D(clean)
+                loss_fm = sum(F.l1_loss(a, b) for a, b in zip(f_fake, f_real, strict=True)) / len(f_real)
+                loss = loss + r.fm_weight * loss_fm
+                stats["loss_fm"] = loss_fm.item()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        self.steps_done += 1
+        self.update_ema()
+        stats.update(loss_g=loss.item(), lr=lr)
+        return stats
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.cfg.train.ema_decay
+        params, ema = list(self.net.parameters()), list(self.net_ema.parameters())
+        if decay == 0 or self.steps_done < self.cfg.train.ema_start:
+            torch._foreach_copy_(ema, params)
+        else:
+            torch._foreach_lerp_(ema, params, 1.0 - decay)
+
+    def images_per_step(self) -> int:
+        return self.cfg.train.batch_size
+
+    def finalize_ema(self) -> None:
+        """Nothing to do: the nets have no BatchNorm."""
+
+    # ------------------------------------------------------------------ validation and samples
+    def val_images(self) -> list[torch.Tensor]:
+        if self._val is None:
+            self._val = load_val_images(self.cfg)
+        return self._val
+
+    @torch.no_grad()
+    def restore_val(self, i: int, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(degraded, restored, cond) for validation image ``i`` with a fixed degradation seed."""
+        g = torch.Generator().manual_seed(self.cfg.train.seed * 7919 + 1000 + i)
+        x = img.to(self.device)
+        inp, cond = self.degrade(x, g)
+        self.net_ema.eval()
+        return inp, pad_forward(self.net_ema, inp, cond).clamp(0, 1), cond
+
+    def validate(self, force: bool = False) -> dict[str, float]:
+        """Mean PSNR / SSIM (and L1 ``val_loss``) of the EMA net on the held-out images, every
+        ``restore.val_every`` steps and at the last step."""
+        if not force and self.steps_done % self.cfg.restore.val_every and self.steps_done != self.cfg.train.steps:
+            return {}
+        ps, ss, ls, pin = [], [], [], []
+        for i, img in enumerate(self.val_images()):
+            inp, out, cond = self.restore_val(i, img)
+            x = img.to(out.device)
+            ps.append(dg.psnr(out, x))
+            ss.append(dg.ssim(out, x))
+            ls.append(F.l1_loss(out, x).item())
+            base = inp
+            if self.cfg.restore.kind == "sr":
+                base = dg.bicubic_up(inp, self.cfg.restore.scale)
+            elif cond is not None and cond.dim() == 4:  # inpainting: holes filled with mid-grey
+                base = torch.where(cond > 0.5, torch.full_like(inp, 0.5), inp)
+            pin.append(dg.psnr(base.clamp(0, 1), x))
+        n = max(len(ps), 1)
+        return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "val_loss": sum(ls) / n, "psnr_input": sum(pin) / n}
+
+    @torch.no_grad()
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        """Columns: degraded input, restored, ground truth; one row per validation image (96 px crops)."""
+        r = self.cfg.restore
+        c = 96
+        rows = []
+        for i, img in enumerate(self.val_images()[:4]):
+            _, _, h, w = img.shape
+            k = min(c, h, w)
+            k -= k % 12
+            crop = img[:, :, (h - k) // 2:(h - k) // 2 + k, (w - k) // 2:(w - k) // 2 + k]
+            inp, out, cond = self.restore_val(i, crop)
+            if r.kind == "sr":
+                inp = F.interpolate(inp, scale_factor=r.scale, mode="nearest")
+            if r.kind == "inpaint":
+                inp = torch.where(cond > 0.5, torch.ones_like(inp), inp)
+            rows += [inp.clamp(0, 1).cpu(), out.cpu(), crop]
+        return torch.cat(rows).mul(2).sub(1), 3
+
+    # ------------------------------------------------------------------ state
+    def modules(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"net": self.net, "net_ema": self.net_ema}
+        if self.D is not None:
+            mods["D"] = self.D
+        return mods
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"opt_g": self.opt_g}
+        if self.opt_d is not None:
+            opts["opt_d"] = self.opt_d
+        return opts
