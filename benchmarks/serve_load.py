@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--model", help="built-in name, run directory or .safetensors (default: see above)")
     ap.add_argument("--workers", type=int, default=1, help="the server's --workers")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole load (RSS after each: a leak grows)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     a = ap.parse_args()
 
@@ -147,32 +148,38 @@ def main() -> int:
             warm = asyncio.run(load(base, 2, 1, a.task, image, mask))[1]
             assert all(s == 200 for _, s in warm), warm
             rss_before, _ = rss_mib(server.pid)
-            wall, results = asyncio.run(load(base, a.clients, a.requests, a.task, image, mask))
-            rss_after, rss_peak = rss_mib(server.pid)
+            rounds = []
+            for _ in range(a.rounds):
+                wall, results = asyncio.run(load(base, a.clients, a.requests, a.task, image, mask))
+                rounds.append((wall, results, *rss_mib(server.pid)))
         finally:
             server.terminate()
             server.wait(30)
             log.close()
 
-    lat = np.array([t for t, _ in results])
-    fails = sum(s != 200 for _, s in results)
-    codes = sorted({s for _, s in results if s != 200})
-    n = len(results)
-    row = {"task": a.task, "size": a.size, "clients": a.clients, "requests": n, "workers": a.workers,
-           "wall_s": round(wall, 1), "req_per_s": round(n / wall, 3), "p50_s": round(float(np.percentile(lat, 50)), 2),
-           "p99_s": round(float(np.percentile(lat, 99)), 2), "max_s": round(float(lat.max()), 2),
-           "failures": fails, "failure_codes": codes, "rss_before_mib": round(rss_before, 1),
-           "rss_after_mib": round(rss_after, 1), "rss_peak_mib": round(rss_peak, 1),
-           "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "device": a.device}
     print(f"\nresgan serve load test: {a.clients} clients x {a.requests} {a.task} requests, {a.size}x{a.size}, "
-          f"--workers {a.workers}, {row['cpu']}")
-    print(f"{'requests':>9} {'wall s':>8} {'req/s':>7} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'failures':>9} "
-          f"{'RSS before':>11} {'RSS after':>10} {'RSS peak':>9}")
-    print(f"{n:>9} {row['wall_s']:>8} {row['req_per_s']:>7} {row['p50_s']:>7} {row['p99_s']:>7} {row['max_s']:>7} "
-          f"{fails:>9} {rss_before:>8.0f} MiB {rss_after:>6.0f} MiB {rss_peak:>5.0f} MiB")
+          f"--workers {a.workers}, {platform.machine()}, {os.cpu_count()} cores; server RSS before: "
+          f"{rss_before:.0f} MiB")
+    print(f"{'round':>5} {'requests':>9} {'wall s':>8} {'req/s':>7} {'p50 s':>7} {'p99 s':>7} {'max s':>7} "
+          f"{'failures':>9} {'RSS after':>10} {'RSS peak':>9}")
+    rows = []
+    for i, (wall, results, rss_after, rss_peak) in enumerate(rounds, 1):
+        lat = np.array([t for t, _ in results])
+        fails = sum(s != 200 for _, s in results)
+        n = len(results)
+        row = {"round": i, "task": a.task, "size": a.size, "clients": a.clients, "requests": n,
+               "workers": a.workers, "wall_s": round(wall, 1), "req_per_s": round(n / wall, 3),
+               "p50_s": round(float(np.percentile(lat, 50)), 2), "p99_s": round(float(np.percentile(lat, 99)), 2),
+               "max_s": round(float(lat.max()), 2), "failures": fails,
+               "failure_codes": sorted({s for _, s in results if s != 200}), "rss_before_mib": round(rss_before, 1),
+               "rss_after_mib": round(rss_after, 1), "rss_peak_mib": round(rss_peak, 1),
+               "cpu": f"{platform.machine()}, {os.cpu_count()} cores", "device": a.device}
+        rows.append(row)
+        print(f"{i:>5} {n:>9} {row['wall_s']:>8} {row['req_per_s']:>7} {row['p50_s']:>7} {row['p99_s']:>7} "
+              f"{row['max_s']:>7} {fails:>9} {rss_after:>6.0f} MiB {rss_peak:>5.0f} MiB")
     if a.json:
-        Path(a.json).write_text(json.dumps(row, indent=2) + "\n")
-    return 1 if fails else 0
+        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 1 if any(r["failures"] for r in rows) else 0
 
 
 if __name__ == "__main__":
