@@ -18,16 +18,49 @@ pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: E402,F401 (autouse fixture)
 
 from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
-from resgan.config import load_config  # noqa: E402
+from resgan.config import config_from_dict, load_config  # noqa: E402
 from resgan.gan import build_generator  # noqa: E402
+from resgan.restore.models import build_net  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry, sniff  # noqa: E402
 
 CLASSES = [f"digit{i}" for i in range(10)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets run faster on one thread, above all on busy machines; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_model_file(tmp_path: Path, kind: str, channels: int = 1, **restore) -> Path:
+    """A randomly initialised restoration net of ``kind`` (width 8, one block), saved like an exported model."""
+    cfg = config_from_dict({"task": "restore", "data": {"name": "folder", "channels": channels},
+                            "restore": {"kind": kind, "width": 8, "blocks": 1, **restore}})
+    torch.manual_seed(0)
+    net = build_net(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:  # zero-initialised tails: make the net do something
+                p.normal_(0, 0.01)
+    path = tmp_path / f"{kind}_{channels}.safetensors"
+    save_checkpoint(path, prefixed("net_ema", net.state_dict()),
+                    {"kind": "restorer", "task": "restore", "step": 0, "config": cfg.to_dict()})
+    return path
+
+
+def photo(h: int = 64, w: int = 80, c: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth random uint8 image (H, W, C), or (H, W) for c == 1."""
+    rng = np.random.default_rng(seed)
+    small = (rng.random((h // 8 + 2, w // 8 + 2, c)) * 255).astype(np.uint8)
+    img = Image.fromarray(small[:, :, 0] if c == 1 else small).resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(img)
 
 
 def tiny_generator_file(tmp_path: Path) -> Path:
@@ -45,7 +78,7 @@ def model_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     return {"inpaint": tiny_model_file(d, "inpaint", 3),
             "denoise": tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True),
-            "sr": tiny_model_file(d, "sr", 3, scale=2, crop=32),
+            "sr": tiny_model_file(d, "sr", 3, scale=2),
             "gen": tiny_generator_file(d)}
 
 

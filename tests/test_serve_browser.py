@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_restore_helpers import photo, tiny_model_file
 
 CHROMIUM = os.environ.get("RESGAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,7 +28,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser test: play
 pytest.importorskip("fastapi", reason="resgan serve needs fastapi")
 uvicorn = pytest.importorskip("uvicorn", reason="resgan serve needs uvicorn")
 
-from test_serve import tiny_generator_file  # noqa: E402
+from test_serve import photo, tiny_generator_file, tiny_model_file  # noqa: E402
 
 from resgan.serve.app import Limits, create_app, load_registry  # noqa: E402
 
@@ -87,10 +86,18 @@ def test_inpaint_in_the_browser(server, tmp_path):
             box = page.locator("#mask").bounding_box()
             k = w / box["width"]  # canvas pixels per CSS pixel
             a, b = (box["width"] * 0.2, box["height"] * 0.4), (box["width"] * 0.75, box["height"] * 0.4)
-            page.mouse.move(box["x"] + a[0], box["y"] + a[1])
-            page.mouse.down()
-            page.mouse.move(box["x"] + b[0], box["y"] + b[1], steps=12)
-            page.mouse.up()
+
+            def stroke(p0, p1):
+                page.mouse.move(box["x"] + p0[0], box["y"] + p0[1])
+                page.mouse.down()
+                page.mouse.move(box["x"] + p1[0], box["y"] + p1[1], steps=12)
+                page.mouse.up()
+
+            stroke(a, b)
+            stroke((box["width"] * 0.2, box["height"] * 0.8), (box["width"] * 0.6, box["height"] * 0.8))
+            page.click("#undo")  # the second stroke goes
+            page.click("#clear")
+            page.click("#undo")  # and the first comes back
             page.click("#run")
             page.wait_for_selector("body[data-result='ready']", timeout=30_000)
             page.wait_for_selector("#compare:not([hidden])")

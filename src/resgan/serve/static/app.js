@@ -119,10 +119,16 @@ function dab(from, to) {
   mctx.stroke();
 }
 
+// undo snapshots: up to 50, and no more than ~200 MB of them (a big photo keeps at least 3)
+function pushUndo() {
+  const limit = Math.max(3, Math.min(50, Math.floor(2e8 / (mask.width * mask.height * 4))));
+  state.undo.push(mctx.getImageData(0, 0, mask.width, mask.height));
+  while (state.undo.length > limit) state.undo.shift();
+}
+
 mask.addEventListener("pointerdown", (ev) => {
   if (!state.file) return;
-  state.undo.push(mctx.getImageData(0, 0, mask.width, mask.height));
-  if (state.undo.length > 50) state.undo.shift();
+  pushUndo();
   state.drawing = true;
   mask.setPointerCapture(ev.pointerId);
   state.last = toCanvas(ev);
@@ -137,7 +143,7 @@ mask.addEventListener("pointermove", (ev) => {
 for (const name of ["pointerup", "pointercancel"]) mask.addEventListener(name, () => { state.drawing = false; });
 $("undo").addEventListener("click", () => { const d = state.undo.pop(); if (d) mctx.putImageData(d, 0, 0); });
 $("clear").addEventListener("click", () => {
-  state.undo.push(mctx.getImageData(0, 0, mask.width, mask.height));
+  pushUndo();
   mctx.clearRect(0, 0, mask.width, mask.height);
 });
 $("brush").addEventListener("input", () => { $("brush-out").textContent = $("brush").value; });
