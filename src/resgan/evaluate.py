@@ -121,13 +121,13 @@ def load_source(spec: str, n: int | None = None, like: Source | None = None, dev
         parts = {"folder": str(Path(spec).resolve()), "n": len(files), "signature": folder_signature(files)}
         return Source(spec, kind, files=files, cache_parts=parts)
     if kind == "dataset":
-        from .data import load_dataset
+        from .data import data_root, load_dataset
 
         shape = (like.data.resolution, like.data.channels) if like is not None and like.data is not None else None
         cfg = parse_dataset_spec(spec, n, shape)
         ds = load_dataset(cfg)
         d = dataclasses.asdict(cfg)
-        d["path"] = str(Path(cfg.path).resolve()) if cfg.path else None
+        d["path"] = None if cfg.name == "digits" else str(data_root(cfg).resolve())
         d.pop("download")
         return Source(spec, kind, images=ds.images, labels=ds.labels, data=cfg,
                       cache_parts={"dataset": d, "n": len(ds)}, num_classes=len(ds.classes))
@@ -284,8 +284,10 @@ def _cas(src_a: Source, src_b: Source | None, cache_dir, progress: bool) -> dict
 
     if src_a.kind != "generator" or src_a.labels is None:
         raise ResganError("cas needs A to be a class-conditional generator (run directory, checkpoint or built-in)")
-    data = src_b.data if src_b is not None and src_b.kind == "dataset" else src_a.data
-    data = dataclasses.replace(data, limit=None if data is (src_b.data if src_b else None) else data.limit)
+    if src_b is not None and src_b.kind == "dataset":  # -n limits the images compared, not the classifier's data
+        data = dataclasses.replace(src_b.data, limit=None)
+    else:
+        data = src_a.data
     _, info = load_or_train_classifier(data, cache_dir=cache_dir, progress=progress)
     acc = classifier_accuracy(src_a.images, src_a.labels, data, cache_dir=cache_dir)
     return {"cas": acc, "cas_real_accuracy": info["real_accuracy"], "cas_data": f"{data.name}:{data.split}"}

@@ -62,8 +62,10 @@ def _inputs(images: torch.Tensor, resolution: int, channels: int) -> torch.Tenso
 
 
 def _parts(data: DataConfig, epochs: int, seed: int) -> dict:
+    from ..data import data_root
+
     d = dataclasses.asdict(data)
-    d["path"] = str(Path(d["path"]).resolve()) if d.get("path") else None
+    d["path"] = None if data.name == "digits" else str(data_root(data).resolve())
     d.pop("download", None)
     return {"data": d, "epochs": epochs, "seed": seed, "version": CLASSIFIER_VERSION}
 
