@@ -9,7 +9,8 @@ Modes (same images, same weights):
                 inference mode, resize on a background thread
   resgan fast   FeatureExtractor(fast=True): the same in bfloat16 (opt-in)
 
-Each mode extracts features of MNIST train[:n/2] and t10k[:n/2]; the table gives img/s, the
+Each mode extracts features of MNIST train[:n/2] and t10k[:n/2], the modes taking turns chunk by
+chunk (a shared machine's changing load then hits all alike); the table gives img/s, the
 speed-up over the peer-style run measured here (same machine, same load) and over torch-fidelity's
 published figure on this CPU (12.0 img/s), and the FID of the two halves with its deviation from peer-style.
 """
@@ -69,11 +70,20 @@ def peer_style(images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     return torch.cat(feats)
 
 
-def timed(fn, images: torch.Tensor) -> tuple[torch.Tensor, float]:
-    fn(images[:2])  # warm-up (allocations, oneDNN primitives)
-    t = time.perf_counter()
-    out = fn(images)
-    return out, len(images) / (time.perf_counter() - t)
+def interleaved(modes: dict, images: torch.Tensor, chunk: int) -> dict[str, tuple[torch.Tensor, float]]:
+    """Run every mode on the same chunks in turn (round robin), so that a machine whose load
+    changes during the run slows all modes alike; returns features and img/s per mode."""
+    for fn in modes.values():
+        fn(images[:2])  # warm-up (allocations, oneDNN primitives)
+    feats: dict[str, list] = {k: [] for k in modes}
+    secs = dict.fromkeys(modes, 0.0)
+    for i in range(0, len(images), chunk):
+        part = images[i:i + chunk]
+        for name, fn in modes.items():
+            t = time.perf_counter()
+            feats[name].append(fn(part))
+            secs[name] += time.perf_counter() - t
+    return {k: (torch.cat(feats[k]), len(images) / secs[k]) for k in modes}
 
 
 def main() -> None:
@@ -83,6 +93,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modes", default="peer-style,exact,fast")
+    p.add_argument("--chunk", type=int, default=50, help="images per mode per round (modes take turns)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     images, what = load_mnist(a.n, a.data)
@@ -95,15 +106,16 @@ def main() -> None:
         "fast": lambda x: torch.from_numpy(fast.extract_tensor(x)["pool3"]),
     }
     print(f"{what}; {len(images)} images per mode; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"weights {Path(exact.weights_path).name}")
+          f"weights {Path(exact.weights_path).name}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    chosen = {k: modes[k] for k in a.modes.split(",")}
+    results = interleaved(chosen, images, a.chunk)
     rows, base = [], None
-    for name in a.modes.split(","):
-        feats, speed = timed(modes[name], images)
+    for name, (feats, speed) in results.items():
         f = fid(feats[:half].numpy(), feats[half:].numpy())
         if name == "peer-style":
             base = (speed, f)
         rows.append((name, speed, f))
-        print(f"  {name}: {speed:.1f} img/s, FID {f:.4f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print()
     print("| mode | img/s | x peer-style (measured here) | x torch-fidelity (12.0 img/s) | FID | FID - peer-style |")
     print("|---|---|---|---|---|---|")
