@@ -21,8 +21,10 @@ from resgan.gan import GAN
 MODES = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
 
 
-def measure(cfg, precision: str, channels_last: bool, steps: int, warmup: int, device: torch.device) -> float:
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision, channels_last=channels_last))
+def measure(cfg, precision: str, channels_last: bool, steps: int, warmup: int,
+            device: torch.device) -> float:
+    train = dataclasses.replace(cfg.train, precision=precision, channels_last=channels_last)
+    cfg = dataclasses.replace(cfg, train=train)
     torch.manual_seed(0)
     gan = GAN(cfg, device)
     n, c, r = cfg.train.batch_size, cfg.data.channels, cfg.data.resolution

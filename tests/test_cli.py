@@ -3,9 +3,9 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from PIL import Image
 
-from conftest import tiny_overrides
 from resgan.cli import main
 from resgan.generate import BUILTIN_DIR, BUILTIN_GENERATORS, load_generator
 

@@ -71,6 +71,19 @@ def test_dblock_residual_identity(block):
     torch.testing.assert_close(block(x), block.shortcut(x))
 
 
+def test_conditional_batchnorm_projected_embedding():
+    cbn = ConditionalBatchNorm2d(2, num_classes=3, embed_dim=4).train()
+    x, y = torch.randn(4, 2, 3, 3), torch.tensor([0, 1, 2, 1])
+    normed = torch.nn.functional.batch_norm(x, None, None, training=True)
+    torch.testing.assert_close(cbn(x, y), normed)  # zero-initialised projections: plain BN at first
+    with torch.no_grad():
+        cbn.gain[1].weight.normal_()
+        cbn.bias[1].weight.normal_()
+    e = cbn.embed.weight[1]
+    gain, bias = 1 + cbn.gain[1].weight @ e, cbn.bias[1].weight @ e
+    torch.testing.assert_close(cbn(x, y)[1], normed[1] * gain[:, None, None] + bias[:, None, None])
+
+
 def test_conditional_batchnorm_per_class():
     cbn = ConditionalBatchNorm2d(2, num_classes=3).train()
     with torch.no_grad():

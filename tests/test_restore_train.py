@@ -25,7 +25,7 @@ def tiny(steps: int, **restore) -> dict:
 
 def test_presets_load_and_config_is_strict():
     assert "restore" in TASKS
-    for name in ("denoise_gray", "inpaint", "sr_x4"):
+    for name in ("denoise_gray", "inpaint", "sr_x4", "deblur", "jpeg"):
         assert load_config(name).task == "restore"
     with pytest.raises(ResganError, match="unknown config key 'restore.sigmaa'"):
         config_from_dict({"task": "restore", "restore": {"sigmaa": 3}})
@@ -76,3 +76,19 @@ def test_resume_is_exact(tmp_path):
     for k in ta:
         if k.startswith("net."):
             assert torch.equal(ta[k], tb[k]), k
+
+
+@pytest.mark.parametrize("kind", ["deblur", "jpeg", "real", "sr"])
+def test_every_kind_takes_a_training_step(tmp_path, kind):
+    from resgan.restore.task import Restorer
+
+    cfg = config_from_dict(tiny(2, kind=kind, scale=2, jpeg_quality=[20, 40], adv_weight=0.1, fm_weight=1.0,
+                                width=4, d_width=4))
+    task = Restorer(cfg, torch.device("cpu"))
+    batch = torch.rand(4, 1, 32, 32) * 2 - 1
+    stats = task.train_step(lambda: (batch, None))
+    assert {"loss_g", "loss_d", "loss_pix", "loss_adv", "loss_fm"} <= set(stats)
+    assert set(task.modules()) == {"net", "net_ema", "D"} and set(task.optimizers()) == {"opt_g", "opt_d"}
+    assert task.validate(force=True)["psnr"] > 10
+    grid, ncol = task.sample_grid()
+    assert ncol == 3 and grid.min() >= -1 and grid.max() <= 1

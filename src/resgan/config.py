@@ -15,7 +15,7 @@ import yaml
 from .errors import ResganError
 
 PRESET_DIR = Path(__file__).parent / "configs"
-TASK_NAMES = ("gan",)  # each has a task class in train.TASKS
+TASK_NAMES = ("gan", "restore")  # each has a task class in train.TASKS
 
 
 @dataclass
@@ -38,6 +38,8 @@ class ModelConfig:
     g_mults: list[int] | None = None  # default per resolution, see models.G_MULTS
     d_mults: list[int] | None = None
     d_norm: str = "sn"  # sn | bn (the seed's variant) | none
+    g_norm: str = "bn"  # bn (conditional BN when labelled) | none (unconditional only: no batch statistics)
+    cbn_embed: int = 64  # conditional BN: class-embedding size (BigGAN style); 0 = per-class gain/bias tables
     num_classes: int = 0  # set from the data when data.conditional
 
 
@@ -57,8 +59,9 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of G, used for sampling (0 = off)
     ema_start: int = 0  # step from which the EMA averages (before: copies G)
     diffaug: str = ""  # comma-separated: color,translation,cutout
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + GradScaler, CUDA)
     channels_last: bool = False
+    sync_bn: bool = False  # multi-GPU: SyncBatchNorm in G (CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     log_every: int = 10
@@ -68,11 +71,43 @@ class TrainConfig:
 
 
 @dataclass
+class RestoreConfig:
+    """The ``restore`` task (see :mod:`resgan.restore`); ignored by the GAN task."""
+
+    kind: str = "denoise"  # denoise | deblur | jpeg | sr | inpaint | real
+    sigma: float = 25.0  # denoise: Gaussian noise sigma on the 0-255 scale
+    sigma_max: float = 0.0  # > sigma: blind training, sigma drawn uniformly in [sigma, sigma_max]
+    noise_map: bool = False  # denoise: the net also sees a sigma map (FFDNet style; --sigma at inference)
+    scale: int = 4  # sr: 2 | 3 | 4
+    jpeg_quality: list[int] = field(default_factory=lambda: [10, 60])  # jpeg: quality range
+    blur_sigma: list[float] = field(default_factory=lambda: [0.5, 3.0])  # deblur: Gaussian blur sigma range
+    motion_prob: float = 0.3  # deblur: share of motion blur kernels
+    mask: str = "mixed"  # inpaint: strokes | boxes | mixed | folder
+    mask_path: str | None = None  # inpaint with mask=folder: folder of masks (white = hole)
+    crop: int = 48  # training patch size (sr: high-resolution size, a multiple of scale)
+    patches_per_image: int = 64  # random patches extracted per image at load time (seeded)
+    width: int = 64
+    blocks: int = 6  # residual blocks
+    dilations: list[int] = field(default_factory=lambda: [1, 2])  # cycled over the blocks
+    down: int = 2  # denoise/deblur/jpeg/inpaint: pixel-unshuffle / stride factor of the encoder (1 = none)
+    pixel_loss: str = "l1"  # l1 | charbonnier | l2
+    pixel_weight: float = 1.0
+    adv_weight: float = 0.0  # 0 = pure fidelity (no discriminator)
+    fm_weight: float = 0.0  # discriminator feature matching
+    d_width: int = 64
+    val_path: str | None = None  # held-out folder; None: built-in held-out images
+    val_limit: int = 8
+    val_crop: int = 128  # centre crop of each validation image (0 = whole image)
+    val_every: int = 500
+
+
+@dataclass
 class Config:
     task: str = "gan"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +136,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return [_coerce(v, item, key) for v in value]
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if tp is bool and isinstance(value, bool):
@@ -189,7 +229,7 @@ def validate(cfg: Config) -> None:
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.n_dis >= 1, "train.n_dis must be >= 1"),
-        (t.precision in ("fp32", "bf16"), f"train.precision must be fp32 or bf16, got {t.precision!r}"),
+        (t.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}"),
         (t.lr_decay in ("none", "linear"), f"train.lr_decay must be none or linear, got {t.lr_decay!r}"),
         (0.0 <= t.ema_decay < 1.0, "train.ema_decay must be in [0, 1)"),
         (min(t.log_every, t.sample_every, t.ckpt_every) >= 1, "log/sample/ckpt_every must be >= 1"),
@@ -197,3 +237,7 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ResganError(message)
+    if cfg.task == "restore":
+        from .restore.task import validate_restore
+
+        validate_restore(cfg)

@@ -79,7 +79,8 @@ def load_folder(cfg: DataConfig) -> ImageSet:
         raise ResganError(f"data.path {cfg.path!r} is not a folder of images")
     subdirs = sorted(d for d in root.iterdir() if d.is_dir())
     if subdirs:
-        entries = [(f, i) for i, d in enumerate(subdirs) for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_EXTS]
+        entries = [(f, i) for i, d in enumerate(subdirs)
+                   for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_EXTS]
         classes = [d.name for d in subdirs]
     else:
         entries = [(f, 0) for f in sorted(root.iterdir()) if f.suffix.lower() in IMAGE_EXTS]
@@ -123,7 +124,8 @@ MIRRORS = {
     "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", FASHION_MD5),
 }
 MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -14,6 +14,8 @@ from torch import nn
 
 from .config import Config
 from .diffaug import diff_augment, parse_policy
+from .dist import SINGLE, World, average_gradients
+from .errors import ResganError
 from .losses import get_loss, gradient_penalty, r1_penalty
 from .models import ResNetDiscriminator, ResNetGenerator
 
@@ -21,7 +23,7 @@ from .models import ResNetDiscriminator, ResNetGenerator
 def build_generator(cfg: Config) -> ResNetGenerator:
     m = cfg.model
     return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
-                           tuple(m.g_mults) if m.g_mults else None)
+                           tuple(m.g_mults) if m.g_mults else None, m.g_norm, m.cbn_embed)
 
 
 def build_discriminator(cfg: Config) -> ResNetDiscriminator:
@@ -30,7 +32,8 @@ def build_discriminator(cfg: Config) -> ResNetDiscriminator:
                                tuple(m.d_mults) if m.d_mults else None)
 
 
-def truncated_normal(shape: tuple[int, ...], trunc: float | None, generator: torch.Generator | None = None) -> torch.Tensor:
+def truncated_normal(shape: tuple[int, ...], trunc: float | None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
     z = torch.randn(shape, generator=generator)
     if trunc is not None and trunc > 0:
@@ -69,12 +72,18 @@ def standing_stats(G: ResNetGenerator, batches: int, batch_size: int, seed: int 
 class GAN:
     """A residual GAN being trained."""
 
-    def __init__(self, cfg: Config, device: torch.device):
-        self.cfg, self.device = cfg, device
+    def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
+        self.cfg, self.device, self.world = cfg, device, world
         t = cfg.train
+        if t.precision == "fp16" and device.type != "cuda":
+            raise ResganError("train.precision=fp16 needs CUDA; use bf16 on CPU")
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
         self.G_ema = copy.deepcopy(self.G).eval()
+        if t.sync_bn and world.size > 1:
+            if device.type != "cuda":
+                raise ResganError("train.sync_bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel)")
+            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
         for p in self.G_ema.parameters():
             p.requires_grad_(False)
         if t.channels_last:
@@ -82,6 +91,9 @@ class GAN:
                 m.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+        # fp16 needs loss scaling; bf16 and fp32 do not (a disabled scaler is a no-op)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=t.precision == "fp16")
         self.d_loss_fn, self.g_loss_fn = get_loss(t.loss)
         self.policy = parse_policy(t.diffaug)
         self.num_classes = cfg.model.num_classes
@@ -89,8 +101,9 @@ class GAN:
 
     # ------------------------------------------------------------------ pieces of a step
     def autocast(self):
-        if self.cfg.train.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        precision = self.cfg.train.precision
+        if precision in ("bf16", "fp16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +111,19 @@ class GAN:
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last else x
 
     def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(n, self.cfg.model.z_dim, device=self.device)
-        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        """This rank's slice of a global batch of noise (and labels), drawn alike on every rank."""
+        n_global, part = n * self.world.size, self.world.slice(n * self.world.size)
+        z = torch.randn(n_global, self.cfg.model.z_dim, device=self.device)[part]
+        y = torch.randint(0, self.num_classes, (n_global,), device=self.device)[part] if self.num_classes else None
         return z, y
+
+    def _backward_step(self, loss: torch.Tensor, module: nn.Module, opt: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        average_gradients(module, self.world)
+        scaler.step(opt)
+        scaler.update()
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor | None) -> dict[str, float]:
         t = self.cfg.train
@@ -117,17 +140,17 @@ class GAN:
         loss = self.d_loss_fn(d_real, d_fake)
         out = {"d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
         if t.loss == "wgan-gp":
+            n_global = n * self.world.size
+            alpha = torch.rand(n_global, 1, 1, 1, device=self.device)[self.world.slice(n_global)]
             with self.autocast():
-                gp = gradient_penalty(self.D, self._prep(real), self._prep(fake.float()), y_real)
+                gp = gradient_penalty(self.D, self._prep(real), self._prep(fake.float()), y_real, alpha)
             loss = loss + t.gp_weight * gp.float()
             out["gp"] = gp.item()
         if t.r1_gamma > 0:
             r1 = r1_penalty(d_real, real_in)
             loss = loss + 0.5 * t.r1_gamma * r1
             out["r1"] = r1.item()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self._backward_step(loss, self.D, self.opt_d, self.scaler_d)
         out["loss_d"] = loss.item()
         return out
 
@@ -137,9 +160,7 @@ class GAN:
             fake = self.G(z, y)
             out = self.D(self._prep(fake), y).float()
         loss = self.g_loss_fn(out)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        self._backward_step(loss, self.G, self.opt_g, self.scaler_g)
         return {"loss_g": loss.item()}
 
     @torch.no_grad()
@@ -179,6 +200,7 @@ class GAN:
         return stats
 
     def images_per_step(self) -> int:
+        """Real images per generator step, over all ranks."""
         return self.cfg.train.batch_size * self.cfg.train.n_dis
 
     # ------------------------------------------------------------------ sampling

@@ -28,17 +28,20 @@ class ResNetGenerator(nn.Module):
     """z (and class label) -> image in [-1, 1]. Unconditional when ``num_classes == 0``."""
 
     def __init__(self, resolution: int = 32, channels: int = 3, z_dim: int = 128, width: int = 256,
-                 num_classes: int = 0, mults: tuple[int, ...] | None = None):
+                 num_classes: int = 0, mults: tuple[int, ...] | None = None, norm: str = "bn",
+                 cbn_embed: int = 64):
         super().__init__()
         check_resolution(resolution)
+        if norm not in ("bn", "none") or (norm == "none" and num_classes):
+            raise ResganError("model.g_norm must be bn, or none for an unconditional generator")
         mults = tuple(mults or G_MULTS[resolution])
         if len(mults) != len(G_MULTS[resolution]):
             raise ResganError(f"g_mults needs {len(G_MULTS[resolution])} entries at resolution {resolution}")
         self.resolution, self.channels, self.z_dim, self.num_classes = resolution, channels, z_dim, num_classes
         widths = [width * m for m in mults]
         self.linear = nn.Linear(z_dim, 4 * 4 * widths[0])
-        self.blocks = nn.ModuleList(GBlock(a, b, num_classes) for a, b in zip(widths[:-1], widths[1:]))
-        self.bn = nn.BatchNorm2d(widths[-1])
+        self.blocks = nn.ModuleList(GBlock(a, b, num_classes, norm, cbn_embed) for a, b in zip(widths[:-1], widths[1:]))
+        self.bn = nn.BatchNorm2d(widths[-1]) if norm == "bn" else nn.Identity()
         self.conv_out = nn.Conv2d(widths[-1], channels, 3, padding=1)
         nn.init.xavier_uniform_(self.linear.weight)
         nn.init.xavier_uniform_(self.conv_out.weight)

@@ -16,13 +16,22 @@ import yaml
 from tqdm import tqdm
 
 from . import __version__
-from .checkpoint import (atomic_write_bytes, load_checkpoint, optimizer_from_flat, optimizer_to_flat, prefixed,
-                         save_checkpoint, unprefixed)
+from .checkpoint import (
+    atomic_write_bytes,
+    load_checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    prefixed,
+    save_checkpoint,
+    unprefixed,
+)
 from .config import Config, config_from_dict
 from .data import BatchSampler, ImageSet, load_dataset, to_float
+from .dist import World, average_stats, barrier, init_world, shutdown
 from .errors import ResganError, TrainingDiverged
 from .gan import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
+from .restore.task import Restorer
 
 CHECKPOINT = "latest.safetensors"
 
@@ -30,6 +39,7 @@ CHECKPOINT = "latest.safetensors"
 # train_step(next_batch) -> dict, images_per_step(), finalize_ema(), sample_grid() -> (images, ncol),
 # modules(), optimizers(), steps_done, and optionally validate() -> dict of metrics.
 TASKS: dict[str, type] = {"gan": GAN}
+TASKS["restore"] = Restorer  # resgan.restore: data from Restorer.load_data(cfg)
 
 
 def pick_device(name: str) -> torch.device:
@@ -90,12 +100,14 @@ def load_run_checkpoint(path: Path, task, sampler: BatchSampler) -> int:
 
 def resume_config(run_dir: Path, cfg: Config | None, steps: int | None) -> Config:
     """The saved config of ``run_dir``; ``cfg`` (if given) must describe the same model and data."""
+    if not (run_dir / CHECKPOINT).exists():
+        raise ResganError(f"--resume: no checkpoint in {run_dir}")
     _, meta = load_checkpoint(run_dir / CHECKPOINT)
     if meta.get("kind") != "train":
         raise ResganError(f"{run_dir / CHECKPOINT} is not a training checkpoint")
     saved = config_from_dict(meta["config"])
     if cfg is not None:
-        for section in ("task", "data", "model"):
+        for section in ("task", "data", "model", "restore"):
             a, b = getattr(saved, section), getattr(cfg, section)
             if section == "model":
                 b = dataclasses.replace(b, num_classes=a.num_classes)
@@ -109,67 +121,92 @@ def resume_config(run_dir: Path, cfg: Config | None, steps: int | None) -> Confi
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
-    """Train ``cfg`` in ``run_dir`` up to ``cfg.train.steps`` generator steps; returns the checkpoint path."""
+    """Train ``cfg`` in ``run_dir`` up to ``cfg.train.steps`` generator steps; returns the checkpoint path.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this; rank 0 alone writes (see :mod:`resgan.dist`).
+    """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
     if resume and not ckpt_path.exists():
         raise ResganError(f"--resume: no checkpoint in {run_dir}")
     if not resume and ckpt_path.exists():
         raise ResganError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    data = load_dataset(cfg.data)
-    cfg = resolve_classes(cfg, data)
-    device = pick_device(cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
     if cfg.task not in TASKS:
         raise ResganError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    task = TASKS[cfg.task](cfg, device)
+    load_data = getattr(TASKS[cfg.task], "load_data", None)  # a task may bring its own data
+    data = load_data(cfg) if load_data else load_dataset(cfg.data)
+    cfg = resolve_classes(cfg, data)
+    world = init_world(cfg.train.device)
+    try:
+        return _train(cfg, data, run_dir, resume, progress, world)
+    finally:
+        shutdown(world)
+
+
+def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: bool, world: World) -> Path:
+    ckpt_path = run_dir / CHECKPOINT
+    device = pick_device(cfg.train.device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if cfg.train.batch_size % world.size:
+        raise ResganError(f"train.batch_size {cfg.train.batch_size} must be a multiple of the world size {world.size}")
+    torch.manual_seed(cfg.train.seed)  # the same on every rank: noise is drawn globally, then sliced
+    task = TASKS[cfg.task](cfg, device, world) if world.size > 1 else TASKS[cfg.task](cfg, device)
     sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
     step = load_run_checkpoint(ckpt_path, task, sampler) if resume else 0
 
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
-    log = MetricsLog(run_dir, step)
+    main = world.is_main
+    if main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+    log = MetricsLog(run_dir, step) if main else None
     images, labels = data.images, data.labels
+    part = world.slice(cfg.train.batch_size)
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        idx = sampler.next()
+        idx = sampler.next()[part]
         return to_float(images[idx]).to(device, non_blocking=True), labels[idx].to(device)
 
-    title = f"resgan run {run_dir.name}: {cfg.data.name} {cfg.data.resolution}px, {cfg.train.loss} loss"
-    bar = tqdm(total=cfg.train.steps, initial=step, disable=not progress, dynamic_ncols=True, unit="step")
+    title = f"resgan run {run_dir.name}: {cfg.data.name} {cfg.data.resolution}px, {cfg.task}"
+    bar = tqdm(total=cfg.train.steps, initial=step, disable=not (progress and main), dynamic_ncols=True, unit="step")
     t_last, step_last = time.perf_counter(), step
     last_saved = step
     try:
         while step < cfg.train.steps:
-            stats = task.train_step(next_batch)
+            stats = average_stats(task.train_step(next_batch), world, device)
             step += 1
             for k, v in stats.items():
                 if k.startswith("loss") and not math.isfinite(v):
                     raise TrainingDiverged(f"{k} became {v} at step {step}; stopping. The latest checkpoint "
                                            f"({ckpt_path}, step {last_saved}) is the last good one")
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            if main and (step % cfg.train.log_every == 0 or step == cfg.train.steps):
                 now = time.perf_counter()
                 stats["img_per_s"] = (step - step_last) * task.images_per_step() / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
                 log.log(step, stats)
-                bar.set_postfix(d=f"{stats['loss_d']:.3f}", g=f"{stats['loss_g']:.3f}", ips=f"{stats['img_per_s']:.0f}")
+                bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in stats.items() if k.startswith("loss")}
+                                | {"img/s": f"{stats['img_per_s']:.0f}"})
             bar.update(1)
-            if step % cfg.train.sample_every == 0 or step == cfg.train.steps:
+            if main and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
                 grid, ncol = task.sample_grid()
                 save_png(make_grid(grid, ncol), run_dir / "samples" / f"step_{step:07d}.png")
                 if hasattr(task, "validate"):
                     log.log(step, task.validate())
-            if step % cfg.train.ckpt_every == 0 or step == cfg.train.steps:
+            if main and (step % cfg.train.ckpt_every == 0 or step == cfg.train.steps):
                 save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
                 last_saved = step
                 write_report(run_dir, title)
     except KeyboardInterrupt:
         # a whole step has finished or not started: the state is consistent, keep it
-        if step > last_saved:
+        if main and step > last_saved:
             save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
         raise ResganError(f"interrupted at step {step}; checkpoint saved, continue with --resume") from None
     finally:
         bar.close()
-        log.close()
-    write_report(run_dir, title)
+        if log is not None:
+            log.close()
+    if main:
+        write_report(run_dir, title)
+    barrier(world)
     return ckpt_path

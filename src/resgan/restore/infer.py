@@ -97,11 +97,12 @@ def load_model(task: str, model: str | None = None, device: str | torch.device =
     return RestoreModel(net.to(device).eval(), cfg, str(path), int(meta.get("step", 0)))
 
 
-def export_model(run: str | Path, out: Path) -> Path:
-    """Write a run's EMA net and config alone (the built-in format, float32)."""
+def export_model(run: str | Path, out: Path, half: bool = False) -> Path:
+    """Write a run's EMA net and config alone (the built-in format; float16 weights with ``half``)."""
     path = Path(run) / "latest.safetensors" if Path(run).is_dir() else Path(run)
     tensors, meta = load_checkpoint(path)
-    keep = {k: v for k, v in tensors.items() if k.startswith("net_ema.")}
+    keep = {k: (v.half() if half and v.is_floating_point() else v) for k, v in tensors.items()
+            if k.startswith("net_ema.")}
     if not keep or meta.get("task") != "restore":
         raise ResganError(f"{path} holds no restoration net")
     save_checkpoint(Path(out), keep, {"kind": "restorer", "task": "restore", "version": __version__,
