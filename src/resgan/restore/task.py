@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import Config
 from ..data import ImageSet
+from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
 from . import degradations as dg
 from .data import load_train_set, load_val_images
@@ -78,8 +79,8 @@ class Restorer:
     def load_data(cfg: Config) -> ImageSet:
         return load_train_set(cfg)
 
-    def __init__(self, cfg: Config, device: torch.device):
-        self.cfg, self.device = cfg, device
+    def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
+        self.cfg, self.device, self.world = cfg, device, world
         r, t = cfg.restore, cfg.train
         self.net = build_net(cfg).to(device)
         self.net_ema = copy.deepcopy(self.net).eval()
@@ -150,6 +151,7 @@ class Restorer:
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            average_gradients(self.D, self.world)
             self.opt_d.step()
             stats["loss_d"] = loss_d.item()
             g_fake, f_fake = self.D(out)
@@ -164,6 +166,7 @@ class Restorer:
                 stats["loss_fm"] = loss_fm.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.net, self.world)
         self.opt_g.step()
         self.steps_done += 1
         self.update_ema()
