@@ -33,7 +33,7 @@ def main() -> None:
         data = generator_data_config(meta)
         path = a.data_path or os.path.join(os.environ.get("RESGAN_DATA", "../shared/data"), "mnist")
         data = dataclasses.replace(data, path=path, split="train", limit=None)
-        r = cas_for_generator(model, n=a.n, data=data, progress=True)
+        r = cas_for_generator(model, n=a.n, data=data)
         print(f"| {model} ({resolve_source(model).name}) | {meta['step']} | {100 * r['cas']:.2f}% ({r['n']}) | "
               f"{100 * r['real_accuracy']:.2f}% |")
         if a.grid:

@@ -23,11 +23,13 @@ from ..config import DataConfig
 from ..errors import ResganError
 from . import cache
 
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 
 
 class SmallClassifier(nn.Module):
-    """conv 32 -> conv 64 (stride 2) -> conv 128 (stride 2) -> global average -> linear; any resolution."""
+    """conv 32 -> conv 64 (stride 2) -> conv 128 (stride 2) -> 4x4 average map -> linear; any resolution.
+
+    The 4x4 map keeps the layout that tells digits apart (a global average did not: 96.7% on MNIST)."""
 
     def __init__(self, channels: int, num_classes: int, width: int = 32):
         super().__init__()
@@ -36,9 +38,9 @@ class SmallClassifier(nn.Module):
             nn.Conv2d(channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
             nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Dropout(0.3),
         )
-        self.head = nn.Linear(4 * w, num_classes)
+        self.head = nn.Linear(4 * w * 16, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
