@@ -18,41 +18,16 @@ pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
+from test_restore_helpers import one_thread, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
 
 from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
-from resgan.config import config_from_dict, load_config  # noqa: E402
+from resgan.config import load_config  # noqa: E402
 from resgan.gan import build_generator  # noqa: E402
-from resgan.restore.models import build_net  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry, sniff  # noqa: E402
 
 CLASSES = [f"digit{i}" for i in range(10)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets run faster on one thread, above all on busy machines; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_model_file(tmp_path: Path, kind: str, channels: int = 1, **restore) -> Path:
-    """A randomly initialised restoration net of ``kind`` (width 8, one block), saved like an exported model."""
-    cfg = config_from_dict({"task": "restore", "data": {"name": "folder", "channels": channels},
-                            "restore": {"kind": kind, "width": 8, "blocks": 1, **restore}})
-    torch.manual_seed(0)
-    net = build_net(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.abs().sum() == 0:  # zero-initialised tails: make the net do something
-                p.normal_(0, 0.01)
-    path = tmp_path / f"{kind}_{channels}.safetensors"
-    save_checkpoint(path, prefixed("net_ema", net.state_dict()),
-                    {"kind": "restorer", "task": "restore", "step": 0, "config": cfg.to_dict()})
-    return path
 
 
 def photo(h: int = 64, w: int = 80, c: int = 3, seed: int = 0) -> np.ndarray:
