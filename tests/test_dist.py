@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,15 +25,27 @@ pytestmark = pytest.mark.skipif(not TORCHRUN.exists() or not torch.distributed.i
                                 reason="torchrun / torch.distributed not available")
 
 
-def torchrun(out: Path, steps: int, resume: bool = False) -> subprocess.CompletedProcess:
-    args = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resgan", "train", "digits", "--out", str(out),
-            "--steps", str(steps), "--quiet"] + (["--resume"] if resume else [])
+def run_torchrun(args: list[str], timeout: int = 600) -> str:
+    """Run torchrun with 2 CPU ranks; on a time-out kill the whole process group (agent and workers)."""
+    proc = subprocess.Popen([str(TORCHRUN), "--standalone", "--nproc_per_node=2", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"torchrun took over {timeout} s:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def torchrun(out: Path, steps: int, resume: bool = False) -> str:
+    args = ["-m", "resgan", "train", "digits", "--out", str(out), "--steps", str(steps), "--quiet"]
+    args += ["--resume"] if resume else []
     for s in tiny_overrides(**EXTRA):
         args += ["--set", s]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return r
+    return run_torchrun(args)
 
 
 def max_diff(a: dict, b: dict, prefix: str) -> float:
@@ -94,10 +107,7 @@ def test_restoration_trains_under_torchrun(tmp_path):
     path = tmp_path / "denoise.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    r = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "resgan", "train", str(path),
-                        "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0, r.stderr[-2000:]
+    run_torchrun(["-m", "resgan", "train", str(path), "--out", str(out), "--quiet"])
     tensors, meta = load_checkpoint(out / CHECKPOINT)
     assert meta["step"] == 2 and any(k.startswith("net.") for k in tensors)
     steps = [json.loads(ln).get("step") for ln in (out / "metrics.jsonl").read_text().splitlines()]
