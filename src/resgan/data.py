@@ -146,10 +146,11 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
+def file_hash(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in chunks (md5 for data sets, sha1 for weight files)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -160,7 +161,7 @@ def download(url: str, dest: Path, md5: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
             f.write(r.read())
-        if md5sum(tmp) != md5:
+        if file_hash(tmp) != md5:
             raise ResganError(f"checksum mismatch for {url}")
         os.replace(tmp, dest)
     except OSError as e:

@@ -17,7 +17,6 @@ Two weight files load:
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import file_hash
 from ..errors import ResganError
 
 PTH_NAMES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-2015-12-05-6726825d.pth")
@@ -276,16 +276,8 @@ def sha1(path: Path) -> str:
     st = Path(path).stat()
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA1:
-        _SHA1[key] = _sha1(path)
+        _SHA1[key] = file_hash(path, "sha1")
     return _SHA1[key]
-
-
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
