@@ -20,6 +20,15 @@ from safetensors.torch import load_file, safe_open, save
 from .errors import ResganError
 
 FORMAT = "resgan-checkpoint/1"
+LATEST = "latest.safetensors"  # the newest whole checkpoint of a run directory
+
+
+def checkpoint_file(path: str | Path) -> Path | None:
+    """A run directory's latest checkpoint, or ``path`` itself if it is a file; None if neither exists."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LATEST
+    return p if p.is_file() else None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import LATEST
 from .config import DataConfig
 from .data import IMAGE_EXTS, LOADERS
 from .errors import ResganError
@@ -60,7 +61,7 @@ def source_kind(spec: str) -> str:
     if spec in BUILTIN_GENERATORS:
         return "generator"
     if p.is_dir():
-        return "generator" if (p / "latest.safetensors").is_file() else "folder"
+        return "generator" if (p / LATEST).is_file() else "folder"
     if p.is_file():
         if p.suffix == ".safetensors":
             return "generator"

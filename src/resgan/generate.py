@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint, save_checkpoint, unprefixed
+from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
 from .config import config_from_dict
 from .errors import ResganError
 from .gan import build_generator, truncated_normal
@@ -23,10 +23,8 @@ def resolve_source(source: str | Path) -> Path:
     """A built-in name, a run directory, or a checkpoint file -> the checkpoint file."""
     if str(source) in BUILTIN_GENERATORS:
         return BUILTIN_DIR / BUILTIN_GENERATORS[str(source)]
-    p = Path(source)
-    if p.is_dir():
-        p = p / "latest.safetensors"
-    if not p.is_file():
+    p = checkpoint_file(source)
+    if p is None:
         raise ResganError(f"no checkpoint at {source} (give a run directory, a .safetensors file, "
                           f"or a built-in: {', '.join(BUILTIN_GENERATORS)})")
     return p

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .checkpoint import (
+    LATEST,
     atomic_write_bytes,
     load_checkpoint,
     optimizer_from_flat,
@@ -33,7 +34,7 @@ from .gan import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
 
-CHECKPOINT = "latest.safetensors"
+CHECKPOINT = LATEST
 
 # cfg.task -> the class that owns that task's models, optimizers and train step. A task has
 # train_step(next_batch) -> dict, images_per_step(), finalize_ema(), sample_grid() -> (images, ncol),

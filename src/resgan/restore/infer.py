@@ -20,7 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .. import __version__
-from ..checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint, unprefixed
+from ..checkpoint import atomic_write_bytes, checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
 from ..config import Config, config_from_dict
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
@@ -68,10 +68,8 @@ def resolve_model(task: str, model: str | None) -> Path:
         if not p.is_file():
             raise ResganError(f"built-in model {name!r} is missing ({p}); reinstall resgan")
         return p
-    p = Path(name)
-    if p.is_dir():
-        p = p / "latest.safetensors"
-    if not p.is_file():
+    p = checkpoint_file(name)
+    if p is None:
         raise ResganError(f"no model {name!r}: give a run directory, a .safetensors file or a built-in "
                           f"({', '.join(BUILTINS)})")
     return p
@@ -99,7 +97,7 @@ def load_model(task: str, model: str | None = None, device: str | torch.device =
 
 def export_model(run: str | Path, out: Path, half: bool = False) -> Path:
     """Write a run's EMA net and config alone (the built-in format; float16 weights with ``half``)."""
-    path = Path(run) / "latest.safetensors" if Path(run).is_dir() else Path(run)
+    path = checkpoint_file(run) or Path(run)
     tensors, meta = load_checkpoint(path)
     keep = {k: (v.half() if half and v.is_floating_point() else v) for k, v in tensors.items()
             if k.startswith("net_ema.")}

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..checkpoint import checkpoint_file
 from ..errors import ResganError
 from ..generate import BUILTIN_DIR as GEN_DIR
 from ..generate import BUILTIN_GENERATORS, generate, load_generator, parse_seeds
@@ -218,7 +219,7 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
             reg.add_generator(name or source, G, meta)
         else:
             p = Path(source)
-            file = p / "latest.safetensors" if p.is_dir() else p
+            file = checkpoint_file(p) or p
             if not file.is_file():
                 raise ResganError(f"--models {spec}: no such model (give a built-in name "
                                   f"({', '.join([*RESTORE_BUILTINS, *BUILTIN_GENERATORS])}), a run directory "
