@@ -32,7 +32,7 @@ def test_overrides_and_types(tmp_path):
     ("train.lrr=1", "unknown config key 'train.lrr'"),
     ("bogus.x=1", "unknown config key 'bogus'"),
     ("train.steps=abc", "config key 'train.steps' wants int"),
-    ("train.precision=fp8", "train.precision must be fp32, bf16 or fp16"),
+    ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16"),
     ("task=paint", "unknown task 'paint'"),
     ("train.steps", "--set wants key=value"),
 ])

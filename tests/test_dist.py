@@ -65,13 +65,15 @@ def test_two_ranks_equal_one_process_on_the_combined_batch(runs):
     b = load_file(runs / "single" / CHECKPOINT)
     assert a.keys() == b.keys()
     # Same noise, same data slices, averaged gradients: only float32 summation order differs
-    # (two half-batch means averaged vs one mean). Adam divides by sqrt(v), so a rounding-level
-    # gradient difference moves a weight by at most ~lr (2e-4) per step; 3 steps -> < 1e-3, and
-    # in practice far less. Unrelated runs differ by ~1e-1.
-    for prefix in ("G.", "D.", "G_ema."):
-        assert max_diff(a, b, prefix) < 1e-3, prefix
-    diffs = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in a if k.startswith("G.")])
-    assert diffs.median() < 1e-5
+    # (two half-batch means averaged vs one mean). Adam divides by sqrt(v), so a weight whose
+    # gradient is rounding-level noise can still move by up to ~lr (2e-4) per update, either way:
+    # G has 3 updates, D n_dis x 3 = 6, hence a bound of 1.5 x lr per update. Unrelated runs
+    # differ by ~1e-1, and the bulk of the weights must agree far more closely (median < 1e-5).
+    lr, steps = 2e-4, {"G.": 3, "D.": 6, "G_ema.": 3}
+    for prefix, n in steps.items():
+        assert max_diff(a, b, prefix) < 1.5 * lr * n, prefix
+        diffs = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in a if k.startswith(prefix)])
+        assert diffs.median() < 1e-5, prefix
 
 
 def test_only_rank_zero_writes(runs):

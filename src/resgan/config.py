@@ -14,6 +14,8 @@ import yaml
 
 from .errors import ResganError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train.precision (see resgan.accel)
+
 PRESET_DIR = Path(__file__).parent / "configs"
 TASK_NAMES = ("gan", "restore")  # each has a task class in train.TASKS
 
@@ -59,8 +61,9 @@ class TrainConfig:
     ema_decay: float = 0.999  # EMA of G, used for sampling (0 = off)
     ema_start: int = 0  # step from which the EMA averages (before: copies G)
     diffaug: str = ""  # comma-separated: color,translation,cutout
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU or CUDA) | fp16 (autocast + GradScaler, CUDA)
-    channels_last: bool = False
+    precision: str = "auto"  # auto (per device, see resgan.accel) | fp32 | bf16 (autocast) | fp16 (+ GradScaler, CUDA)
+    channels_last: bool = True  # NHWC activations and weights (faster convolutions on CPU and tensor cores)
+    compile: bool = False  # torch.compile the trained nets (slow first steps; pays off on long runs)
     sync_bn: bool = False  # multi-GPU: SyncBatchNorm in G (CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
@@ -68,6 +71,9 @@ class TrainConfig:
     sample_every: int = 500
     ckpt_every: int = 500
     standing_stats: int = 8  # batches that re-estimate the EMA generator's BatchNorm statistics
+    fid_every: int = 0  # GAN: FID (and CAS when conditional) of the EMA generator every N steps (0 = off)
+    fid_samples: int = 1000  # generated images per FID evaluation during training
+    fid_reference: str = ""  # data set spec or folder; "" = the training data's test split (train if none)
 
 
 @dataclass
@@ -229,7 +235,8 @@ def validate(cfg: Config) -> None:
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.n_dis >= 1, "train.n_dis must be >= 1"),
-        (t.precision in ("fp32", "bf16", "fp16"), f"train.precision must be fp32, bf16 or fp16, got {t.precision!r}"),
+        (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
+        (t.fid_every >= 0 and t.fid_samples >= 2, "train.fid_every must be >= 0 and train.fid_samples >= 2"),
         (t.lr_decay in ("none", "linear"), f"train.lr_decay must be none or linear, got {t.lr_decay!r}"),
         (0.0 <= t.ema_decay < 1.0, "train.ema_decay must be in [0, 1)"),
         (min(t.log_every, t.sample_every, t.ckpt_every) >= 1, "log/sample/ckpt_every must be >= 1"),

@@ -34,7 +34,7 @@ def hinge_g(fake: torch.Tensor) -> torch.Tensor:
 
 
 def wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Critic loss without the penalty (added by the trainer through ``gradient_penalty``)."""
+    """Critic loss without the penalty (added by the trainer through ``gradient_norm_penalty``)."""
     return fake.mean() - real.mean()
 
 
@@ -64,16 +64,25 @@ def get_loss(name: str) -> tuple[Callable, Callable]:
     return LOSSES[name]
 
 
-def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
-                     alpha: torch.Tensor | None = None) -> torch.Tensor:
-    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017);
-    ``alpha`` (N, 1, 1, 1) are the interpolation weights (uniform draws when not given)."""
+def interpolates(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """Random points between real and fake images (``alpha``: (N, 1, 1, 1) weights, uniform when
+    not given), detached and requiring grad, for the WGAN-GP penalty."""
     if alpha is None:
         alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
-    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = D(x_hat, y)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def gradient_norm_penalty(logits: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """E[(||grad D(x_hat)||_2 - 1)^2] from D's logits on ``x_hat`` (Gulrajani et al. 2017)."""
+    (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None,
+                     alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP with its own forward pass of D on the interpolates."""
+    x_hat = interpolates(real, fake, alpha)
+    return gradient_norm_penalty(D(x_hat, y), x_hat)
 
 
 def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..accel import autocast, compile_module, resolve_precision, to_layout
 from ..config import Config
 from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
@@ -82,15 +83,20 @@ class Restorer:
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world
         r, t = cfg.restore, cfg.train
-        self.net = build_net(cfg).to(device)
+        self.precision = resolve_precision(t.precision, device)
+        self.net = to_layout(build_net(cfg).to(device), t.channels_last)
         self.net_ema = copy.deepcopy(self.net).eval()
         for p in self.net_ema.parameters():
             p.requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.net.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
         self.D = self.opt_d = None
         if r.adv_weight > 0 or r.fm_weight > 0:
-            self.D = PatchDiscriminator(cfg.data.channels, r.d_width).to(device)
+            self.D = to_layout(PatchDiscriminator(cfg.data.channels, r.d_width).to(device), t.channels_last)
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+        if t.precision == "fp16":
+            raise ResganError("train.precision=fp16 is for the GAN task; restoration trains in fp32 or bf16")
+        if t.compile:  # the net only: the PatchGAN's spectral norm runs twice before one backward
+            compile_module(self.net)
         self.masks = dg.MaskFolder(r.mask_path) if r.kind == "inpaint" and r.mask == "folder" else None
         self._val: list[torch.Tensor] | None = None
         self.steps_done = 0
@@ -139,29 +145,35 @@ class Restorer:
         clean = next_batch()[0].add(1).mul(0.5)
         with torch.no_grad():
             inp, cond = self.degrade(clean)
+        if self.cfg.train.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
         self.net.train()
-        out = self.net(inp, cond)
+        with autocast(self.device, self.precision):
+            out = self.net(inp, cond).float()
         weight = cond if r.kind == "inpaint" else None
         loss_pix = pixel_loss(r.pixel_loss, out, clean, weight)
         stats: dict[str, float] = {"loss_pix": loss_pix.item(), "loss_d": 0.0}
         loss = r.pixel_weight * loss_pix
         if self.D is not None:
-            d_real, _ = self.D(clean)
-            d_fake, _ = self.D(out.detach())
+            with autocast(self.device, self.precision):
+                d_real, _ = self.D(clean)
+                d_fake, _ = self.D(out.detach())
+            d_real, d_fake = d_real.float(), d_fake.float()
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             average_gradients(self.D, self.world)
             self.opt_d.step()
             stats["loss_d"] = loss_d.item()
-            g_fake, f_fake = self.D(out)
-            loss_adv = -g_fake.mean()
+            with autocast(self.device, self.precision):
+                g_fake, f_fake = self.D(out)
+            loss_adv = -g_fake.float().mean()
             loss = loss + r.adv_weight * loss_adv
             stats["loss_adv"] = loss_adv.item()
             if r.fm_weight > 0:
-                with torch.no_grad():
+                with torch.no_grad(), autocast(self.device, self.precision):
                     _, f_real = self.D(clean)
-                loss_fm = sum(F.l1_loss(a, b) for a, b in zip(f_fake, f_real, strict=True)) / len(f_real)
+                loss_fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(f_fake, f_real, strict=True)) / len(f_real)
                 loss = loss + r.fm_weight * loss_fm
                 stats["loss_fm"] = loss_fm.item()
         self.opt_g.zero_grad(set_to_none=True)
