@@ -173,7 +173,8 @@ class Restorer:
             if r.fm_weight > 0:
                 with torch.no_grad(), autocast(self.device, self.precision):
                     _, f_real = self.D(clean)
-                loss_fm = sum(F.l1_loss(a.float(), b.float()) for a, b in zip(f_fake, f_real, strict=True)) / len(f_real)
+                pairs = zip(f_fake, f_real, strict=True)
+                loss_fm = sum(F.l1_loss(a.float(), b.float()) for a, b in pairs) / len(f_real)
                 loss = loss + r.fm_weight * loss_fm
                 stats["loss_fm"] = loss_fm.item()
         self.opt_g.zero_grad(set_to_none=True)
