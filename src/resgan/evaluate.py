@@ -130,6 +130,8 @@ def load_source(spec: str, n: int | None = None, like: Source | None = None, dev
         d = dataclasses.asdict(cfg)
         d["path"] = None if cfg.name == "digits" else str(data_root(cfg).resolve())
         d.pop("download")
+        if cfg.limit is not None and cfg.limit >= len(ds):  # the same images as no limit: share one cache entry
+            d["limit"] = None
         return Source(spec, kind, images=ds.images, labels=ds.labels, data=cfg,
                       cache_parts={"dataset": d, "n": len(ds)}, num_classes=len(ds.classes))
     return generate_samples(spec, n or DEFAULT_SAMPLES, device, progress=progress)

@@ -99,6 +99,7 @@ class GAN:
         self.policy = parse_policy(t.diffaug)
         self.num_classes = cfg.model.num_classes
         self.steps_done = 0  # generator steps, for the learning-rate schedule and EMA start
+        self.tracker = None  # FID / CAS during training (train.fid_every), made on first use
 
     # ------------------------------------------------------------------ pieces of a step
     def autocast(self):
@@ -238,6 +239,18 @@ class GAN:
             z, y = torch.randn(rows * cols, self.cfg.model.z_dim, generator=g), None
         self.G_ema.eval()
         return self.G_ema(z.to(self.device), y).float().cpu(), cols
+
+    def validate(self) -> dict[str, float]:
+        """FID (and CAS) of the EMA generator every ``train.fid_every`` steps and at the last step."""
+        t = self.cfg.train
+        if not t.fid_every or (self.steps_done % t.fid_every and self.steps_done != t.steps):
+            return {}
+        from .metrics.tracker import QualityTracker
+
+        self.tracker = self.tracker or QualityTracker(self.cfg, self.device)
+        self.finalize_ema()
+        self.G_ema.eval()
+        return self.tracker(self.G_ema)
 
     # ------------------------------------------------------------------ state
     def modules(self) -> dict[str, nn.Module]:

@@ -97,13 +97,15 @@ def _svg_chart(title: str, series: dict[str, list[tuple[int, float]]], width: in
         s = [(s[j][0], sum(v for _, v in s[j:j + k]) / len(s[j:j + k])) for j in range(0, len(s), k)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s if math.isfinite(y))
         parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.2" points="{path}"/>')
-        parts.append(f'<text x="{width - 150}" y="{16 + 13 * i}" font-size="11" fill="{c}">{html.escape(name)}</text>')
+        label = f"{name} {s[-1][1]:.4g}" if s else name  # the latest value beside the name
+        parts.append(f'<text x="{width - 150}" y="{16 + 13 * i}" font-size="11" fill="{c}">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 CHARTS = [("Losses", ("loss_d", "loss_g")), ("Discriminator outputs", ("d_real", "d_fake")),
-          ("Penalties", ("gp", "r1")), ("Quality", ("fid", "cas", "psnr", "ssim")), ("Speed (img/s)", ("img_per_s",))]
+          ("Penalties", ("gp", "r1")), ("FID (EMA generator)", ("fid",)), ("CAS (EMA generator)", ("cas",)),
+          ("PSNR (dB)", ("psnr", "psnr_input")), ("SSIM", ("ssim",)), ("Speed (img/s)", ("img_per_s",))]
 
 
 def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:

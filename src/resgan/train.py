@@ -192,8 +192,10 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
             if main and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
                 grid, ncol = task.sample_grid()
                 save_png(make_grid(grid, ncol), run_dir / "samples" / f"step_{step:07d}.png")
-                if hasattr(task, "validate"):
-                    log.log(step, task.validate())
+            if main and hasattr(task, "validate"):  # the task keeps its own schedule (val_every, fid_every)
+                scores = task.validate()
+                if scores:
+                    log.log(step, scores)
             if main and (step % cfg.train.ckpt_every == 0 or step == cfg.train.steps):
                 save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
                 last_saved = step
