@@ -1,78 +1,184 @@
-"""Training throughput (img/s) of a preset in fp32, bf16 autocast and channels_last, side by side.
+"""Training throughput (img/s) and peak memory of a preset under each speed switch, side by side.
 
-    python benchmarks/train_throughput.py --config cifar10_sngan --steps 3 --repeats 3
+    python benchmarks/train_throughput.py --config cifar10_sngan --steps 1 --repeats 3
+    python benchmarks/train_throughput.py --config denoise_gray --steps 5
 
-Real images consumed per second (batch x n_dis per generator step) on synthetic batches, so no
-data set is needed; each mode is measured ``--repeats`` times, interleaved, and the median shown.
+Modes: fp32 / bf16 autocast / fp16 autocast (CUDA), NCHW or channels_last (+cl), with or without
+torch.compile (+compile). Every measurement runs in a fresh process (so peak memory and compile
+caches are its own), on synthetic batches (no data set needed); the modes take turns, ``--repeats``
+rounds, and the table shows medians. img/s counts real images consumed per generator step
+(batch x n_dis for a GAN, batch for restoration). Peak memory: the child's maximum resident set
+on CPU, ``torch.cuda.max_memory_allocated`` on CUDA. ``--cpu-peaks`` adds the matmul / convolution
+GFLOP/s of this CPU in fp32 and bf16 (why bf16 does or does not pay here).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
-import torch
-
-from resgan.config import load_config
-from resgan.gan import GAN
-
-MODES = {"fp32": ("fp32", False), "fp32+cl": ("fp32", True), "bf16": ("bf16", False), "bf16+cl": ("bf16", True)}
+DEFAULT_MODES = "fp32,fp32+cl,bf16,bf16+cl,fp32+cl+compile,bf16+cl+compile"
 
 
-def measure(cfg, precision: str, channels_last: bool, steps: int, warmup: int,
-            device: torch.device) -> float:
-    train = dataclasses.replace(cfg.train, precision=precision, channels_last=channels_last)
-    cfg = dataclasses.replace(cfg, train=train)
+def parse_mode(mode: str) -> tuple[str, bool, bool]:
+    parts = mode.split("+")
+    if parts[0] not in ("fp32", "bf16", "fp16") or not set(parts[1:]) <= {"cl", "compile"}:
+        raise SystemExit(f"bad mode {mode!r}: precision (fp32, bf16, fp16) then optional +cl, +compile")
+    return parts[0], "cl" in parts[1:], "compile" in parts[1:]
+
+
+def measure_one(config: str, mode: str, steps: int, warmup: int, device_name: str, threads: int) -> dict:
+    """One measurement in this process (the child side)."""
+    import dataclasses
+
+    import torch
+
+    from resgan.config import load_config
+    from resgan.train import TASKS
+
+    torch.set_num_threads(threads)
+    precision, cl, comp = parse_mode(mode)
+    cfg = load_config(config, [f"train.precision={precision}", f"train.channels_last={str(cl).lower()}",
+                               f"train.compile={str(comp).lower()}"])
+    if cfg.task == "gan" and cfg.data.conditional:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=10))
+    device = torch.device(device_name)
     torch.manual_seed(0)
-    gan = GAN(cfg, device)
-    n, c, r = cfg.train.batch_size, cfg.data.channels, cfg.data.resolution
-    real = torch.rand(n, c, r, r, device=device) * 2 - 1
+    task = TASKS[cfg.task](cfg, device)
+    res = cfg.restore.crop if cfg.task == "restore" else cfg.data.resolution
+    n = cfg.train.batch_size
+    real = torch.rand(n, cfg.data.channels, res, res, device=device) * 2 - 1
     y = torch.randint(0, max(cfg.model.num_classes, 1), (n,), device=device)
 
     def next_batch():
         return real, y
 
-    for _ in range(warmup):
-        gan.train_step(next_batch)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    for _ in range(warmup + (2 if comp else 0)):  # compile: the first steps build the graphs
+        task.train_step(next_batch)
+    sync()
+    first = time.perf_counter() - t0
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(steps):
-        gan.train_step(next_batch)
+        task.train_step(next_batch)
+    sync()
+    img_s = steps * task.images_per_step() / (time.perf_counter() - t0)
     if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * gan.images_per_step() / (time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"img_s": img_s, "peak_mib": peak, "warmup_s": first, "batch": n, "res": res,
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def cpu_peaks(threads: int) -> list[tuple[str, float, float]]:
+    """GFLOP/s of a 2048^2 matmul and a 3x3 convolution (32 x 128 x 32 x 32, channels_last), fp32 and bf16."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def timed(fn, reps=5):
+        fn()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    rows = []
+    for name, flops, make in (
+        ("matmul 2048^2", 2 * 2048**3, _matmul),
+        ("conv3x3 128ch 32px b32", 2 * 32 * 32 * 32 * 128 * 128 * 9, _conv),
+    ):
+        speeds = []
+        for dt in (torch.float32, torch.bfloat16):
+            with torch.inference_mode():
+                speeds.append(flops / timed(make(dt)) / 1e9)
+        rows.append((name, *speeds))
+    return rows
+
+
+def _matmul(dt):
+    import torch
+
+    a = torch.randn(2048, 2048, dtype=dt)
+    return lambda: a @ a
+
+
+def _conv(dt):
+    import torch
+
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(dt).to(memory_format=torch.channels_last)
+    x = torch.randn(32, 128, 32, 32, dtype=dt).contiguous(memory_format=torch.channels_last)
+    return lambda: conv(x)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="cifar10_sngan")
-    p.add_argument("--steps", type=int, default=3, help="timed generator steps per measurement")
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--steps", type=int, default=1, help="timed generator steps per measurement")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (+2 with compile)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--modes", default="fp32,bf16,bf16+cl")
-    p.add_argument("--num-classes", type=int, default=0, help="conditional models: number of classes")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--modes", default=DEFAULT_MODES)
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--cpu-peaks", action="store_true")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # child: measure this mode, print JSON
     a = p.parse_args()
-    cfg = load_config(a.config)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=a.num_classes))
+    if a.device is None:
+        import torch
+
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.one:
+        print(json.dumps(measure_one(a.config, a.one, a.steps, a.warmup, a.device, a.threads)))
+        return
     modes = a.modes.split(",")
-    results: dict[str, list[float]] = {m: [] for m in modes}
-    for _ in range(a.repeats):
-        for m in modes:
-            results[m].append(measure(cfg, *MODES[m], a.steps, a.warmup, torch.device(a.device)))
-    base = statistics.median(results[modes[0]])
-    t = cfg.train
-    print(f"\n{a.config}: G width {cfg.model.g_width}, D width {cfg.model.d_width}, batch {t.batch_size}, "
-          f"n_dis {t.n_dis}, {cfg.data.resolution}px, device {a.device}, threads {torch.get_num_threads()}, "
-          f"torch {torch.__version__}")
-    print(f"| mode | img/s (median of {a.repeats}) | runs | vs {modes[0]} |")
-    print("|---|---|---|---|")
     for m in modes:
-        med = statistics.median(results[m])
-        print(f"| {m} | {med:.1f} | {', '.join(f'{v:.1f}' for v in results[m])} | {med / base:.2f}x |")
+        parse_mode(m)
+    results: dict[str, list[dict]] = {m: [] for m in modes}
+    for r in range(a.repeats):
+        for m in modes:
+            cmd = [sys.executable, __file__, "--config", a.config, "--one", m, "--steps", str(a.steps),
+                   "--warmup", str(a.warmup), "--threads", str(a.threads), "--device", a.device]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{m}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results[m].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"round {r + 1} {m}: {results[m][-1]['img_s']:.1f} img/s", file=sys.stderr, flush=True)
+    done = [m for m in modes if results[m]]
+    if not done:
+        raise SystemExit("every measurement failed")
+    info = results[done[0]][0]
+    base = statistics.median(x["img_s"] for x in results[done[0]])
+    print(f"\n{a.config}: batch {info['batch']}, {info['res']}px, device {a.device}, {info['threads']} threads, "
+          f"torch {info['torch']}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"| mode | img/s (median of {a.repeats}) | runs | vs {done[0]} | peak memory (MiB) | first steps (s) |")
+    print("|---|---|---|---|---|---|")
+    for m in done:
+        speeds = [x["img_s"] for x in results[m]]
+        med = statistics.median(speeds)
+        print(f"| {m} | {med:.1f} | {', '.join(f'{v:.1f}' for v in speeds)} | {med / base:.2f}x | "
+              f"{statistics.median(x['peak_mib'] for x in results[m]):.0f} | "
+              f"{statistics.median(x['warmup_s'] for x in results[m]):.0f} |")
+    if a.cpu_peaks and a.device == "cpu":
+        print("\n| kernel | fp32 GFLOP/s | bf16 GFLOP/s | bf16 / fp32 |\n|---|---|---|---|")
+        for name, f32, b16 in cpu_peaks(a.threads):
+            print(f"| {name} | {f32:.0f} | {b16:.0f} | {b16 / f32:.2f}x |")
+        from resgan.accel import cpu_has_amx
+
+        print(f"AMX: {'yes' if cpu_has_amx() else 'no'} (precision auto picks "
+              f"{'bf16' if cpu_has_amx() else 'fp32'} on this CPU)")
 
 
 if __name__ == "__main__":

@@ -393,3 +393,19 @@ def test_evaluate_generator_against_a_data_set(tmp_path):
     res = evaluate(str(ckpt), None, "cas", n=20)  # classifier of the data the generator was trained on
     assert 0.0 <= res["cas"] <= 1.0 and res["cas_real_accuracy"] > 0.25 and res["n_a"] == 20
     assert res["cas_data"] == "digits:train"
+
+
+def test_fast_features_warn_on_a_cpu_without_amx(monkeypatch):
+    import warnings
+
+    from resgan.metrics import features
+
+    path = needs_fid_helper()
+    monkeypatch.setattr(features, "cpu_has_amx", lambda: False)
+    with pytest.warns(UserWarning, match="without AMX"):
+        features.FeatureExtractor(path, fast=True)
+    monkeypatch.setattr(features, "cpu_has_amx", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features.FeatureExtractor(path, fast=True)
+    assert not [w for w in caught if "AMX" in str(w.message)]

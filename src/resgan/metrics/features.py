@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..accel import cpu_has_amx
 from ..errors import ResganError
 from .inception import FIDInception, load_inception
 from .preprocess import preprocess
@@ -80,6 +82,10 @@ class FeatureExtractor:
         net = net.to(self.device, memory_format=torch.channels_last)
         if fast:
             net = net.to(torch.bfloat16)
+            if self.device.type == "cpu" and not cpu_has_amx():
+                warnings.warn("fast (bf16) features on a CPU without AMX run slower than fp32 ones "
+                              "(oneDNN's AVX512-BF16 convolutions trail its fp32 ones); drop --fast here",
+                              stacklevel=2)
         self.net = net.eval()
 
     @property
