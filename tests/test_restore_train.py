@@ -92,3 +92,20 @@ def test_every_kind_takes_a_training_step(tmp_path, kind):
     assert task.validate(force=True)["psnr"] > 10
     grid, ncol = task.sample_grid()
     assert ncol == 3 and grid.min() >= -1 and grid.max() <= 1
+
+
+def test_bf16_channels_last_step_with_adversarial_loss():
+    from resgan.restore.task import Restorer
+
+    cfg = config_from_dict({**tiny(2, adv_weight=0.1, fm_weight=1.0, width=4, d_width=4),
+                            "train": {**tiny(2)["train"], "precision": "bf16", "channels_last": True}})
+    task = Restorer(cfg, torch.device("cpu"))
+    dtypes = []
+    conv = next(m for m in task.net.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    batch = torch.rand(4, 1, 32, 32) * 2 - 1
+    stats = task.train_step(lambda: (batch, None))
+    assert dtypes == [torch.bfloat16]  # convolutions run in bf16 (the residual sum may promote to fp32)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert next(task.net.parameters()).dtype == torch.float32  # autocast: weights stay fp32
