@@ -175,10 +175,12 @@ def main() -> None:
         print("\n| kernel | fp32 GFLOP/s | bf16 GFLOP/s | bf16 / fp32 |\n|---|---|---|---|")
         for name, f32, b16 in cpu_peaks(a.threads):
             print(f"| {name} | {f32:.0f} | {b16:.0f} | {b16 / f32:.2f}x |")
-        from resgan.accel import cpu_has_amx
+        import torch
 
-        print(f"AMX: {'yes' if cpu_has_amx() else 'no'} (precision auto picks "
-              f"{'bf16' if cpu_has_amx() else 'fp32'} on this CPU)")
+        from resgan.accel import cpu_has_amx, resolve_precision
+
+        print(f"AMX: {'yes' if cpu_has_amx() else 'no'}; precision auto picks "
+              f"{resolve_precision('auto', torch.device('cpu'))} on this CPU")
 
 
 if __name__ == "__main__":

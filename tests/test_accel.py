@@ -15,9 +15,18 @@ CPU = torch.device("cpu")
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
-    monkeypatch.setattr(accel, "cpu_has_amx", lambda: False)
-    assert accel.resolve_precision("auto", CPU) == "fp32"  # AVX512-BF16 without AMX: bf16 is slower
-    monkeypatch.setattr(accel, "cpu_has_amx", lambda: True)
+    monkeypatch.delenv("RESGAN_CPU_BF16", raising=False)
+    flags = {"_is_amx_tile_supported": False, "_is_avx512_bf16_supported": False}
+    monkeypatch.setattr(accel, "_probe", lambda name: flags[name])
+    assert accel.resolve_precision("auto", CPU) == "fp32"  # no native bf16: it would be emulated
+    flags["_is_avx512_bf16_supported"] = True
+    assert accel.resolve_precision("auto", CPU) == "bf16"
+    flags.update(_is_amx_tile_supported=True, _is_avx512_bf16_supported=False)
+    assert accel.resolve_precision("auto", CPU) == "bf16"
+    monkeypatch.setenv("RESGAN_CPU_BF16", "0")  # a host where bf16 kernels trail fp32 ones
+    assert accel.resolve_precision("auto", CPU) == "fp32"
+    flags["_is_amx_tile_supported"] = False
+    monkeypatch.setenv("RESGAN_CPU_BF16", "1")
     assert accel.resolve_precision("auto", CPU) == "bf16"
     assert accel.resolve_precision("fp32", CPU) == "fp32"
     assert accel.resolve_precision("bf16", CPU) == "bf16"

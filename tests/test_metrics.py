@@ -16,6 +16,7 @@ from resgan.cli import main
 from resgan.errors import ResganError
 from resgan.metrics import inception as inc
 from resgan.metrics import stats
+from resgan.metrics.features import FeatureExtractor
 from resgan.metrics.preprocess import preprocess, resize_tf1x
 from resgan.metrics.psnr_ssim import psnr, ssim, to_y
 
@@ -395,17 +396,15 @@ def test_evaluate_generator_against_a_data_set(tmp_path):
     assert res["cas_data"] == "digits:train"
 
 
-def test_fast_features_warn_on_a_cpu_without_amx(monkeypatch):
+def test_fast_features_warn_on_a_cpu_without_bf16_instructions(monkeypatch):
     import warnings
 
-    from resgan.metrics import features
-
     path = needs_fid_helper()
-    monkeypatch.setattr(features, "cpu_has_amx", lambda: False)
-    with pytest.warns(UserWarning, match="without AMX"):
-        features.FeatureExtractor(path, fast=True)
-    monkeypatch.setattr(features, "cpu_has_amx", lambda: True)
+    monkeypatch.setenv("RESGAN_CPU_BF16", "0")
+    with pytest.warns(UserWarning, match="without native bf16"):
+        FeatureExtractor(path, fast=True)
+    monkeypatch.setenv("RESGAN_CPU_BF16", "1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        features.FeatureExtractor(path, fast=True)
-    assert not [w for w in caught if "AMX" in str(w.message)]
+        FeatureExtractor(path, fast=True)
+    assert not [w for w in caught if "bf16" in str(w.message)]

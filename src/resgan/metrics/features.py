@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..accel import cpu_has_amx
+from ..accel import cpu_bf16_pays
 from ..errors import ResganError
 from .inception import FIDInception, load_inception
 from .preprocess import preprocess
@@ -82,10 +82,9 @@ class FeatureExtractor:
         net = net.to(self.device, memory_format=torch.channels_last)
         if fast:
             net = net.to(torch.bfloat16)
-            if self.device.type == "cpu" and not cpu_has_amx():
-                warnings.warn("fast (bf16) features on a CPU without AMX run slower than fp32 ones "
-                              "(oneDNN's AVX512-BF16 convolutions trail its fp32 ones); drop --fast here",
-                              stacklevel=2)
+            if self.device.type == "cpu" and not cpu_bf16_pays():
+                warnings.warn("fast (bf16) features on a CPU without native bf16 instructions (AMX or "
+                              "AVX512-BF16) run slower than fp32 ones; drop --fast here", stacklevel=2)
         self.net = net.eval()
 
     @property
