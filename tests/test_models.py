@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from resgan.blocks import ConditionalBatchNorm2d, DBlock, DBlockOptimized, GBlock
+from resgan.blocks import ConditionalBatchNorm2d, DBlock, DBlockOptimized, GBlock, MinibatchStd
 from resgan.errors import ResganError
 from resgan.models import RESOLUTIONS, ResNetDiscriminator, ResNetGenerator
 
@@ -105,3 +105,31 @@ def test_projection_uses_labels():
     assert not torch.allclose(a, b)
     with pytest.raises(ValueError):
         D(x)
+
+
+def test_minibatch_std_sees_collapse_and_keeps_groups_apart():
+    layer = MinibatchStd(4)
+    varied = torch.randn(8, 3, 5, 5)
+    collapsed = varied[:1].expand(8, -1, -1, -1)
+    out = layer(torch.cat([varied, collapsed]))
+    assert out.shape == (16, 4, 5, 5)
+    assert (out[:8, 3] > 0.5).all() and (out[8:, 3] < 1e-3).all()  # a collapsed group has ~0 spread
+    changed = layer(torch.cat([varied, torch.randn(8, 3, 5, 5)]))
+    assert torch.equal(changed[:8], out[:8])  # groups of consecutive samples: real never sees fake
+    with pytest.raises(ValueError, match="multiple of the group size"):
+        layer(torch.randn(6, 3, 5, 5))
+
+
+def test_discriminator_with_minibatch_std_trains_a_step():
+    from resgan.config import load_config
+    from resgan.gan import GAN
+
+    with pytest.raises(ResganError, match="d_mbstd"):
+        load_config("digits", ["model.d_mbstd=3", "train.batch_size=16"])
+    cfg = load_config("digits", ["model.d_mbstd=4", "train.batch_size=8", "data.resolution=16",
+                                 "model.g_width=8", "model.d_width=8", "model.num_classes=10"])
+    gan = GAN(cfg, torch.device("cpu"))
+    assert any(isinstance(m, MinibatchStd) for m in gan.D.modules())
+    real = torch.rand(8, 1, 16, 16) * 2 - 1
+    stats = gan.train_step(lambda: (real, torch.randint(0, 10, (8,))))
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())

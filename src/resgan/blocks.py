@@ -153,3 +153,28 @@ class DBlockOptimized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.residual(x) + self.shortcut(x)
+
+
+class MinibatchStd(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, ProGAN): one extra feature map holding the
+    average standard deviation of the features over a group of ``group`` consecutive samples.
+
+    The discriminator then sees how varied a group is, so a generator that collapses onto a few
+    modes is told apart from real data. Groups are consecutive samples, so a batch made of real
+    images followed by fake ones (the one-pass discriminator step) never mixes the two in a group
+    as long as each part's size divides by ``group``.
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        if n % g:
+            raise ValueError(f"minibatch-std: batch {n} is not a multiple of the group size {g}")
+        var = x.float().view(n // g, g, c, h, w).var(dim=1, unbiased=False)
+        std = (var + 1e-8).sqrt().mean(dim=(1, 2, 3))  # one value per group
+        fmap = std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, h, w).to(x.dtype)
+        return torch.cat([x, fmap], dim=1)

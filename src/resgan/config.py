@@ -40,6 +40,7 @@ class ModelConfig:
     g_mults: list[int] | None = None  # default per resolution, see models.G_MULTS
     d_mults: list[int] | None = None
     d_norm: str = "sn"  # sn | bn (the seed's variant) | none
+    d_mbstd: int = 0  # D: minibatch-std feature map over groups of this size before the last block (0 = off)
     g_norm: str = "bn"  # bn (conditional BN when labelled) | none (unconditional only: no batch statistics)
     cbn_embed: int = 64  # conditional BN: class-embedding size (BigGAN style); 0 = per-class gain/bias tables
     num_classes: int = 0  # set from the data when data.conditional
@@ -235,6 +236,8 @@ def validate(cfg: Config) -> None:
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.n_dis >= 1, "train.n_dis must be >= 1"),
+        (cfg.model.d_mbstd >= 0 and (cfg.model.d_mbstd == 0 or t.batch_size % cfg.model.d_mbstd == 0),
+         "model.d_mbstd must be >= 0 and divide train.batch_size (groups must not mix real and fake images)"),
         (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
         (t.fid_every >= 0 and t.fid_samples >= 2, "train.fid_every must be >= 0 and train.fid_samples >= 2"),
         (t.lr_decay in ("none", "linear"), f"train.lr_decay must be none or linear, got {t.lr_decay!r}"),

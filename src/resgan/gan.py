@@ -29,7 +29,7 @@ def build_generator(cfg: Config) -> ResNetGenerator:
 def build_discriminator(cfg: Config) -> ResNetDiscriminator:
     m = cfg.model
     return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
-                               tuple(m.d_mults) if m.d_mults else None)
+                               tuple(m.d_mults) if m.d_mults else None, m.d_mbstd)
 
 
 def truncated_normal(shape: tuple[int, ...], trunc: float | None,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DBlock, DBlockOptimized, GBlock, sn
+from .blocks import DBlock, DBlockOptimized, GBlock, MinibatchStd, sn
 from .errors import ResganError
 
 RESOLUTIONS = (16, 32, 64, 128)
@@ -59,11 +59,12 @@ class ResNetDiscriminator(nn.Module):
     """image (and class label) -> one logit per image. Projection head when conditional.
 
     ``norm``: ``"sn"`` (spectral norm, default), ``"bn"`` (the seed's BatchNorm
-    discriminator; its probability is ``sigmoid(logit)``), or ``"none"``.
+    discriminator; its probability is ``sigmoid(logit)``), or ``"none"``. ``mbstd``: group size of a
+    minibatch-standard-deviation feature map added before the last block (0 = none).
     """
 
     def __init__(self, resolution: int = 32, channels: int = 3, width: int = 128, num_classes: int = 0,
-                 norm: str = "sn", mults: tuple[int, ...] | None = None):
+                 norm: str = "sn", mults: tuple[int, ...] | None = None, mbstd: int = 0):
         super().__init__()
         check_resolution(resolution)
         if norm not in ("sn", "bn", "none"):
@@ -76,7 +77,10 @@ class ResNetDiscriminator(nn.Module):
         n_down = {16: 2, 32: 2, 64: 4, 128: 5}[resolution]  # SNGAN-32 keeps 8x8 for its last two blocks
         blocks: list[nn.Module] = [DBlockOptimized(channels, widths[0], norm)]
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-            blocks.append(DBlock(a, b, down=i < n_down, norm=norm))
+            last = i == len(widths) - 1
+            if last and mbstd:
+                blocks.append(MinibatchStd(mbstd))
+            blocks.append(DBlock(a + (1 if last and mbstd else 0), b, down=i < n_down, norm=norm))
         self.blocks = nn.Sequential(*blocks)
         use_sn = norm == "sn"
         self.linear = sn(nn.Linear(widths[-1], 1), use_sn)

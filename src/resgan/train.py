@@ -152,6 +152,9 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
         torch.cuda.set_device(device)
     if cfg.train.batch_size % world.size:
         raise ResganError(f"train.batch_size {cfg.train.batch_size} must be a multiple of the world size {world.size}")
+    if cfg.model.d_mbstd and (cfg.train.batch_size // world.size) % cfg.model.d_mbstd:
+        raise ResganError(f"model.d_mbstd {cfg.model.d_mbstd} must divide the per-rank batch "
+                          f"{cfg.train.batch_size // world.size}")
     torch.manual_seed(cfg.train.seed)  # the same on every rank: noise is drawn globally, then sliced
     task = TASKS[cfg.task](cfg, device, world) if world.size > 1 else TASKS[cfg.task](cfg, device)
     sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
