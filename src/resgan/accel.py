@@ -3,7 +3,7 @@
 ``train.precision: auto`` picks per device what is fastest there: bf16 on a CUDA GPU that has it and
 on a CPU with native bf16 instructions (AMX tiles or AVX512-BF16), fp32 elsewhere, where bf16 would be
 emulated. Measured on this project's AMD EPYC (Zen 4, AVX512-BF16, no AMX): bf16 + channels_last
-trains the MNIST preset 2.5x and SNGAN-32 about 2x faster than fp32 (``benchmarks/train_throughput.py``).
+trains the MNIST preset 2.5x and SNGAN-32 2.7x as fast as fp32 (``benchmarks/train_throughput.py``).
 An earlier VM with AVX512-BF16 ran bf16 convolutions slower than fp32 ones; where that is so,
 ``RESGAN_CPU_BF16=0`` (or ``train.precision: fp32``) keeps auto on fp32, and ``RESGAN_CPU_BF16=1``
 forces bf16.
