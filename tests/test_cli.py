@@ -118,3 +118,31 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
     step = load_checkpoint(run / "latest.safetensors")[1]["step"]
     assert step >= 2
     assert main(["train", "digits", "--out", str(run), "--steps", str(step + 1), "--resume", "--quiet", *sets()]) == 0
+
+
+def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generator():
+    """The resumable training checkpoint in assets/ is the run the built-in `mnist` generator came from,
+    made with the shipped `mnist` preset (same data / model sections and schedule), so that
+    `resgan train mnist --resume` from it continues that exact run."""
+    import dataclasses
+    from pathlib import Path
+
+    from resgan.checkpoint import load_checkpoint
+    from resgan.config import config_from_dict, load_config
+
+    found = sorted((Path(__file__).parents[1] / "assets").glob("mnist_cgan32_train_step*.safetensors"))
+    assert len(found) == 1, found
+    tensors, meta = load_checkpoint(found[0])
+    assert meta["kind"] == "train" and found[0].stem.endswith(f"step{meta['step']}")
+    saved, preset = config_from_dict(meta["config"]), load_config("mnist")
+    preset = dataclasses.replace(preset, model=dataclasses.replace(preset.model, num_classes=saved.model.num_classes))
+    for section in ("task", "data", "model"):
+        assert getattr(saved, section) == getattr(preset, section), section
+    assert saved.train.steps == preset.train.steps == meta["step"]
+    assert (saved.train.n_dis, saved.train.lr_decay, saved.train.loss) == (
+        preset.train.n_dis, preset.train.lr_decay, preset.train.loss)
+    shipped, gmeta = load_checkpoint(BUILTIN_DIR / BUILTIN_GENERATORS["mnist"])
+    assert gmeta["step"] == meta["step"]
+    for k, v in shipped.items():
+        ref = tensors[k]
+        assert torch.equal(v, ref.to(v.dtype)), k
