@@ -85,6 +85,7 @@ class RestoreConfig:
     sigma: float = 25.0  # denoise: Gaussian noise sigma on the 0-255 scale
     sigma_max: float = 0.0  # > sigma: blind training, sigma drawn uniformly in [sigma, sigma_max]
     noise_map: bool = False  # denoise: the net also sees a sigma map (FFDNet style; --sigma at inference)
+    quantize: float = 0.0  # denoise: share of training images whose noisy version is clipped and rounded to 8 bits
     scale: int = 4  # sr: 2 | 3 | 4
     jpeg_quality: list[int] = field(default_factory=lambda: [10, 60])  # jpeg: quality range
     blur_sigma: list[float] = field(default_factory=lambda: [0.5, 3.0])  # deblur: Gaussian blur sigma range
@@ -92,7 +93,10 @@ class RestoreConfig:
     mask: str = "mixed"  # inpaint: strokes | boxes | mixed | folder
     mask_path: str | None = None  # inpaint with mask=folder: folder of masks (white = hole)
     crop: int = 48  # training patch size (sr: high-resolution size, a multiple of scale)
-    patches_per_image: int = 64  # random patches extracted per image at load time (seeded)
+    patches_per_image: int = 64  # random patches extracted per image at load time (seeded); 0 = a fresh
+    #   random crop (flip, rotation) of a whole training photo at every step
+    arch: str = "resnet"  # denoise/deblur/jpeg: resnet (dilated residual blocks) | unet (DRUNet-style residual U-Net)
+    levels: int = 3  # arch=unet: scales (width doubles at each)
     width: int = 64
     blocks: int = 6  # residual blocks
     dilations: list[int] = field(default_factory=lambda: [1, 2])  # cycled over the blocks

@@ -44,7 +44,8 @@ def skimage_images(names: list[str], channels: int) -> list[np.ndarray]:
 
 
 def folder_images(path: str, channels: int, limit: int | None = None) -> list[np.ndarray]:
-    files = list_images(Path(path))[:limit]
+    """The images under ``path`` (several folders: comma-separated), uint8 (C, H, W)."""
+    files = [f for part in path.split(",") for f in list_images(Path(part.strip()))][:limit]
     if not files:
         raise ResganError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {path}")
     out = []
@@ -79,13 +80,42 @@ def extract_patches(images: list[np.ndarray], crop: int, k: int, seed: int) -> n
     return np.stack(out)
 
 
+def whole_images(images: list[np.ndarray], crop: int) -> np.ndarray:
+    """Whole photos as one uint8 (N, C, H, W) array for random crops at every step: portrait ones
+    turned to landscape (rotations are part of the augmentation anyway), all centre-cropped to the
+    smallest height and width (BSDS500's 481x321 / 321x481 photos lose nothing)."""
+    images = [np.rot90(a, 1, axes=(1, 2)) if a.shape[1] > a.shape[2] else a for a in images]
+    h, w = min(a.shape[1] for a in images), min(a.shape[2] for a in images)
+    if h < crop or w < crop:
+        raise ResganError(f"a training image is smaller than restore.crop ({crop} px): {h}x{w} after turning")
+    tops = [((a.shape[1] - h) // 2, (a.shape[2] - w) // 2) for a in images]
+    return np.stack([a[:, y:y + h, x:x + w] for a, (y, x) in zip(images, tops)])
+
+
+def random_crops(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """One random ``crop`` x ``crop`` window per image, with a random rotation (0/90/180/270) and
+    flip, drawn from the global torch RNG (so a resumed run draws the same crops)."""
+    n, _, h, w = images.shape
+    r = torch.rand(n, 4)
+    out = []
+    for i in range(n):
+        y, x = int(r[i, 0] * (h - crop + 1)), int(r[i, 1] * (w - crop + 1))
+        p = images[i, :, y:y + crop, x:x + crop].rot90(int(r[i, 2] * 4), (1, 2))
+        out.append(p.flip(2) if r[i, 3] < 0.5 else p)
+    return torch.stack(out)
+
+
 def load_train_set(cfg: Config) -> ImageSet:
-    """The restore task's training patches."""
+    """The restore task's training data: patches cut at load time, or whole photos
+    (``restore.patches_per_image: 0``) that the task crops afresh at every step."""
     d, r = cfg.data, cfg.restore
     if d.path:
         images = folder_images(d.path, d.channels, d.limit)
     else:
         images = skimage_images(SKIMAGE_TRAIN[: d.limit], d.channels)
+    if r.patches_per_image == 0:
+        whole = whole_images(images, r.crop)
+        return ImageSet(torch.from_numpy(whole), torch.zeros(len(whole), dtype=torch.int64), [])
     patches = extract_patches(images, r.crop, r.patches_per_image, cfg.train.seed)
     return ImageSet(torch.from_numpy(patches), torch.zeros(len(patches), dtype=torch.int64), [])
 

@@ -71,6 +71,50 @@ class RestoreNet(nn.Module):
         return x + (F.pixel_shuffle(r, self.down) if self.down > 1 else r)
 
 
+class UNetRestorer(nn.Module):
+    """Same-size restoration with a global residual ``out = x + R(x)``, R a residual U-Net (DRUNet,
+    Zhang et al. 2021, made CPU-sized): pixel-unshuffle by ``down`` (FFDNet), then ``levels``
+    scales of ``blocks`` residual blocks each, width doubling per scale, 2x2 strided-conv down,
+    2x2 transposed-conv up, additive skips. The coarse scales give a wide receptive field cheaply."""
+
+    def __init__(self, channels: int, width: int = 64, blocks: int = 2, levels: int = 3, down: int = 2,
+                 noise_map: bool = False):
+        super().__init__()
+        self.channels, self.down, self.noise_map = channels, down, noise_map
+        self.multiple = down * 2 ** (levels - 1)
+        w = [width * 2**i for i in range(levels)]
+        self.head = conv3((channels + int(noise_map)) * down * down, w[0])
+        self.enc = nn.ModuleList(
+            nn.Sequential(*[ResBlock(w[i]) for _ in range(blocks)], nn.Conv2d(w[i], w[i + 1], 2, 2))
+            for i in range(levels - 1))
+        self.mid = nn.Sequential(*[ResBlock(w[-1]) for _ in range(blocks)])
+        self.dec = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose2d(w[i + 1], w[i], 2, 2), *[ResBlock(w[i]) for _ in range(blocks)])
+            for i in range(levels - 1))
+        self.tail = conv3(w[0], channels * down * down)
+        nn.init.zeros_(self.tail.weight)  # starts as the identity
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = x
+        if self.noise_map:
+            if cond is None:
+                raise ResganError("this model needs the noise level (sigma)")
+            sigma = cond.to(x).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
+            h = torch.cat([x, sigma], 1)
+        h = F.pixel_unshuffle(h, self.down) if self.down > 1 else h
+        f = self.head(h)
+        skips = []
+        for enc in self.enc:
+            skips.append(f)
+            f = enc(f)
+        f = self.mid(f)
+        for dec in reversed(self.dec):
+            f = dec[1:](dec[0](f) + skips.pop())  # up, add the skip, residual blocks
+        r = self.tail(f)
+        return x + (F.pixel_shuffle(r, self.down) if self.down > 1 else r)
+
+
 class SRNet(nn.Module):
     """SRResNet-style x2 / x3 / x4 super-resolution with a bicubic global skip."""
 
@@ -175,4 +219,7 @@ def build_net(cfg: Config) -> nn.Module:
         return SRNet(c, r.width, r.blocks, r.scale, r.dilations)
     if r.kind == "inpaint":
         return InpaintNet(c, r.width, r.blocks, r.dilations)
-    return RestoreNet(c, r.width, r.blocks, r.dilations, r.down, r.noise_map and r.kind == "denoise")
+    noise_map = r.noise_map and r.kind == "denoise"
+    if r.arch == "unet":
+        return UNetRestorer(c, r.width, r.blocks, r.levels, r.down, noise_map)
+    return RestoreNet(c, r.width, r.blocks, r.dilations, r.down, noise_map)

@@ -16,7 +16,7 @@ from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
 from . import degradations as dg
-from .data import load_train_set, load_val_images
+from .data import load_train_set, load_val_images, random_crops
 from .models import PatchDiscriminator, build_net
 
 KINDS = ("denoise", "deblur", "jpeg", "sr", "inpaint", "real")
@@ -28,7 +28,11 @@ def validate_restore(cfg: Config) -> None:
         (r.kind in KINDS, f"restore.kind must be one of {', '.join(KINDS)}, got {r.kind!r}"),
         (r.scale in (2, 3, 4), f"restore.scale must be 2, 3 or 4, got {r.scale}"),
         (r.kind != "sr" or r.crop % r.scale == 0, "restore.crop must be a multiple of restore.scale"),
-        (r.crop >= 8 and r.patches_per_image >= 1, "restore.crop must be >= 8 and patches_per_image >= 1"),
+        (r.crop >= 8 and r.patches_per_image >= 0, "restore.crop must be >= 8 and patches_per_image >= 0"),
+        (r.arch in ("resnet", "unet"), f"restore.arch must be resnet or unet, got {r.arch!r}"),
+        (r.arch != "unet" or (r.levels >= 1 and r.crop % (r.down * 2 ** (r.levels - 1)) == 0),
+         "restore.arch=unet needs levels >= 1 and restore.crop a multiple of down * 2**(levels - 1)"),
+        (0 <= r.quantize <= 1, "restore.quantize must be within 0..1"),
         (r.down in (1, 2, 4), "restore.down must be 1, 2 or 4"),
         (r.kind not in ("denoise", "deblur", "jpeg", "real") or r.crop % r.down == 0,
          "restore.crop must be a multiple of restore.down"),
@@ -110,6 +114,9 @@ class Restorer:
         if r.kind == "denoise":
             sigma = (r.sigma, r.sigma_max) if r.sigma_max > r.sigma else r.sigma
             noisy, s = dg.add_gaussian_noise(clean, sigma, generator)
+            if r.quantize > 0:  # 8-bit files: the noisy image clipped and rounded, as a user's noisy PNG is
+                q = (torch.rand(n, generator=generator) < r.quantize).to(clean.device).view(-1, 1, 1, 1)
+                noisy = torch.where(q, noisy.clamp(0, 1).mul(255).round().div(255), noisy)
             return noisy, s.to(clean.device)
         if r.kind == "deblur":
             blurred = dg.blur(clean, dg.random_blur_kernels(n, tuple(r.blur_sigma), r.motion_prob, generator=generator))
@@ -143,6 +150,8 @@ class Restorer:
         r = self.cfg.restore
         lr = self.set_lr()
         clean = next_batch()[0].add(1).mul(0.5)
+        if r.patches_per_image == 0:
+            clean = random_crops(clean, r.crop)
         with torch.no_grad():
             inp, cond = self.degrade(clean)
         if self.cfg.train.channels_last:
