@@ -90,13 +90,15 @@ class RestoreConfig:
     jpeg_quality: list[int] = field(default_factory=lambda: [10, 60])  # jpeg: quality range
     blur_sigma: list[float] = field(default_factory=lambda: [0.5, 3.0])  # deblur: Gaussian blur sigma range
     motion_prob: float = 0.3  # deblur: share of motion blur kernels
-    mask: str = "mixed"  # inpaint: strokes | boxes | mixed | folder
+    mask: str = "mixed"  # inpaint: strokes | boxes | mixed | lama (thin/medium/thick strokes + boxes) | folder
     mask_path: str | None = None  # inpaint with mask=folder: folder of masks (white = hole)
     crop: int = 48  # training patch size (sr: high-resolution size, a multiple of scale)
     patches_per_image: int = 64  # random patches extracted per image at load time (seeded); 0 = a fresh
     #   random crop (flip, rotation) of a whole training photo at every step
-    arch: str = "resnet"  # denoise/deblur/jpeg: resnet (dilated residual blocks) | unet (DRUNet-style residual U-Net)
-    levels: int = 3  # arch=unet: scales (width doubles at each)
+    arch: str = "resnet"  # denoise/deblur/jpeg: resnet (dilated residual blocks) | unet (DRUNet-style residual
+    #   U-Net); inpaint: gated (gated convolutions) | ffc (LaMa-style fast Fourier convolutions)
+    levels: int = 3  # arch=unet: scales (width doubles at each); arch=ffc: stride-2 stages before the FFC blocks
+    global_ratio: float = 0.75  # arch=ffc: share of the channels in the global (spectral) branch
     width: int = 64
     blocks: int = 6  # residual blocks
     dilations: list[int] = field(default_factory=lambda: [1, 2])  # cycled over the blocks
@@ -105,6 +107,8 @@ class RestoreConfig:
     pixel_weight: float = 1.0
     adv_weight: float = 0.0  # 0 = pure fidelity (no discriminator)
     fm_weight: float = 0.0  # discriminator feature matching
+    gan_loss: str = "hinge"  # hinge | nonsaturating (inpaint: D's fake target is the hole region only, LaMa)
+    r1_gamma: float = 0.0  # R1 penalty on real images (gamma / 2 * |grad D|^2)
     d_width: int = 64
     val_path: str | None = None  # held-out folder; None: built-in held-out images
     val_limit: int = 8

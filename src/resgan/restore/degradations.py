@@ -218,7 +218,59 @@ def random_mask(h: int, w: int, rng: np.random.Generator, kind: str = "mixed", m
     return m
 
 
+# LaMa's mask generator families (Suvorov et al. 2022, configs at 256 px): irregular strokes
+# (vertices, max stroke length, max brush width) plus, with probability box_p, axis-aligned boxes
+LAMA_FAMILIES = {
+    "thin": dict(strokes=(4, 50), vertices=(1, 4), max_len=40, width=(2, 10), box_p=0.0, box=(0, 0)),
+    "medium": dict(strokes=(4, 5), vertices=(2, 8), max_len=100, width=(10, 50), box_p=0.3, box=(10, 50)),
+    "thick": dict(strokes=(1, 5), vertices=(2, 8), max_len=200, width=(30, 100), box_p=0.3, box=(30, 150)),
+}
+
+
+def lama_mask(h: int, w: int, rng: np.random.Generator, family: str | None = None, max_ratio: float = 0.5
+              ) -> np.ndarray:
+    """A hole mask of one of LaMa's families (thin | medium | thick; None: one at random), sizes
+    scaled from 256 px to ``min(h, w)``; redrawn while empty or above ``max_ratio`` of the image
+    (after 20 tries the strokes are thinned away until it fits). float32 (H, W), 1 = hole."""
+    fam = family or str(rng.choice(list(LAMA_FAMILIES)))
+    if fam not in LAMA_FAMILIES:
+        raise ResganError(f"unknown mask family {fam!r} ({', '.join(LAMA_FAMILIES)})")
+    p, f = LAMA_FAMILIES[fam], min(h, w) / 256.0
+    m = np.zeros((h, w), np.float32)
+    for _ in range(20):
+        img = Image.new("L", (w, h), 0)
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(p["strokes"][0], p["strokes"][1] + 1))):
+            x, y = float(rng.integers(0, w)), float(rng.integers(0, h))
+            bw = max(1, int(rng.integers(p["width"][0], p["width"][1] + 1) * f))
+            for _ in range(int(rng.integers(p["vertices"][0], p["vertices"][1] + 1))):
+                angle = rng.uniform(0, 2 * math.pi)
+                length = rng.uniform(5, p["max_len"]) * f
+                nx = float(np.clip(x + length * math.cos(angle), 0, w - 1))
+                ny = float(np.clip(y + length * math.sin(angle), 0, h - 1))
+                draw.line([(x, y), (nx, ny)], fill=255, width=bw)
+                draw.ellipse([nx - bw / 2, ny - bw / 2, nx + bw / 2, ny + bw / 2], fill=255)
+                x, y = nx, ny
+        if rng.random() < p["box_p"]:
+            for _ in range(int(rng.integers(1, 4))):
+                bh, bwid = (int(rng.integers(p["box"][0], p["box"][1] + 1) * f) for _ in range(2))
+                bh, bwid = min(max(bh, 1), h), min(max(bwid, 1), w)
+                y0, x0 = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bwid + 1))
+                draw.rectangle([x0, y0, x0 + bwid - 1, y0 + bh - 1], fill=255)
+        m = (np.asarray(img) > 127).astype(np.float32)
+        if 0 < m.mean() <= max_ratio:
+            return m
+    while m.mean() > max_ratio:  # rare: keep the strokes' skeleton
+        m = -F.max_pool2d(-torch.from_numpy(m)[None, None], 3, 1, 1)[0, 0].numpy()
+    return m
+
+
 def random_masks(n: int, h: int, w: int, rng: np.random.Generator, kind: str = "mixed") -> torch.Tensor:
+    """``n`` masks (N, 1, H, W): ``kind`` strokes | boxes | mixed (:func:`random_mask`) or lama /
+    lama_thin / lama_medium / lama_thick (:func:`lama_mask`)."""
+    if kind.startswith("lama"):
+        fam = kind.removeprefix("lama").removeprefix("_") or None
+        return torch.from_numpy(np.stack([lama_mask(h, w, rng, fam) for _ in range(n)]))[:, None]
     return torch.from_numpy(np.stack([random_mask(h, w, rng, kind) for _ in range(n)]))[:, None]
 
 

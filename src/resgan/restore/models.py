@@ -22,6 +22,7 @@ from torch import nn
 from ..blocks import sn
 from ..config import Config
 from ..errors import ResganError
+from .ffc import FFCInpaintNet
 
 
 def conv3(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:
@@ -218,6 +219,8 @@ def build_net(cfg: Config) -> nn.Module:
     if r.kind == "sr":
         return SRNet(c, r.width, r.blocks, r.scale, r.dilations)
     if r.kind == "inpaint":
+        if r.arch == "ffc":
+            return FFCInpaintNet(c, r.width, r.blocks, r.levels, r.global_ratio)
         return InpaintNet(c, r.width, r.blocks, r.dilations)
     noise_map = r.noise_map and r.kind == "denoise"
     if r.arch == "unet":

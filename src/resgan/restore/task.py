@@ -29,7 +29,6 @@ def validate_restore(cfg: Config) -> None:
         (r.scale in (2, 3, 4), f"restore.scale must be 2, 3 or 4, got {r.scale}"),
         (r.kind != "sr" or r.crop % r.scale == 0, "restore.crop must be a multiple of restore.scale"),
         (r.crop >= 8 and r.patches_per_image >= 0, "restore.crop must be >= 8 and patches_per_image >= 0"),
-        (r.arch in ("resnet", "unet"), f"restore.arch must be resnet or unet, got {r.arch!r}"),
         (r.arch != "unet" or (r.levels >= 1 and r.crop % (r.down * 2 ** (r.levels - 1)) == 0),
          "restore.arch=unet needs levels >= 1 and restore.crop a multiple of down * 2**(levels - 1)"),
         (0 <= r.quantize <= 1, "restore.quantize must be within 0..1"),
@@ -37,7 +36,14 @@ def validate_restore(cfg: Config) -> None:
         (r.kind not in ("denoise", "deblur", "jpeg", "real") or r.crop % r.down == 0,
          "restore.crop must be a multiple of restore.down"),
         (r.kind != "inpaint" or r.crop % 4 == 0, "restore.crop must be a multiple of 4 for inpainting"),
-        (r.mask in ("strokes", "boxes", "mixed", "folder"), "restore.mask must be strokes, boxes, mixed or folder"),
+        (r.mask in ("strokes", "boxes", "mixed", "folder", "lama", "lama_thin", "lama_medium", "lama_thick"),
+         "restore.mask must be strokes, boxes, mixed, lama, lama_thin, lama_medium, lama_thick or folder"),
+        (r.arch in (("gated", "ffc", "resnet") if r.kind == "inpaint" else ("resnet", "unet")),
+         f"restore.arch {r.arch!r} does not fit restore.kind {r.kind!r} (resnet or unet; inpaint: gated or ffc)"),
+        (r.kind != "inpaint" or r.arch != "ffc" or r.crop % 2**r.levels == 0,
+         "restore.crop must be a multiple of 2**restore.levels for arch=ffc"),
+        (r.gan_loss in ("hinge", "nonsaturating"), "restore.gan_loss must be hinge or nonsaturating"),
+        (r.r1_gamma >= 0, "restore.r1_gamma must be >= 0"),
         (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
         (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
         (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),
@@ -164,19 +170,13 @@ class Restorer:
         stats: dict[str, float] = {"loss_pix": loss_pix.item(), "loss_d": 0.0}
         loss = r.pixel_weight * loss_pix
         if self.D is not None:
-            with autocast(self.device, self.precision):
-                d_real, _ = self.D(clean)
-                d_fake, _ = self.D(out.detach())
-            d_real, d_fake = d_real.float(), d_fake.float()
-            loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            average_gradients(self.D, self.world)
-            self.opt_d.step()
-            stats["loss_d"] = loss_d.item()
+            # inpainting: D's "fake" target covers the holes only (the rest of a fill is the real image)
+            hole = cond if r.kind == "inpaint" else None
+            loss_d, d_stats = self.d_step(clean, out.detach(), hole)
+            stats.update(d_stats, loss_d=loss_d)
             with autocast(self.device, self.precision):
                 g_fake, f_fake = self.D(out)
-            loss_adv = -g_fake.float().mean()
+            loss_adv = self.g_adv_loss(g_fake.float(), hole)
             loss = loss + r.adv_weight * loss_adv
             stats["loss_adv"] = loss_adv.item()
             if r.fm_weight > 0:
@@ -194,6 +194,45 @@ class Restorer:
         self.update_ema()
         stats.update(loss_g=loss.item(), lr=lr)
         return stats
+
+    @staticmethod
+    def _fake_target(logits: torch.Tensor, hole: torch.Tensor | None) -> torch.Tensor | None:
+        """The hole mask at the logits' resolution (a patch is fake if it holds any hole pixel)."""
+        return None if hole is None else F.adaptive_max_pool2d(hole.float(), logits.shape[-2:])
+
+    def d_step(self, real: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor | None) -> tuple[float, dict]:
+        """One discriminator update (hinge, or non-saturating with R1 on the real images)."""
+        r = self.cfg.restore
+        r1 = r.r1_gamma > 0
+        real = real.detach().requires_grad_(r1)
+        with autocast(self.device, self.precision):
+            d_real, _ = self.D(real)
+            d_fake, _ = self.D(fake)
+        d_real, d_fake = d_real.float(), d_fake.float()
+        m = self._fake_target(d_fake, hole)
+        if r.gan_loss == "hinge":
+            loss_fake = F.relu(1 + d_fake) if m is None else F.relu(1 + d_fake) * m + F.relu(1 - d_fake) * (1 - m)
+            loss = F.relu(1 - d_real).mean() + loss_fake.mean()
+        else:
+            loss_fake = F.softplus(d_fake) if m is None else F.softplus(d_fake) * m + F.softplus(-d_fake) * (1 - m)
+            loss = F.softplus(-d_real).mean() + loss_fake.mean()
+        stats = {}
+        if r1:
+            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            penalty = grad.square().sum((1, 2, 3)).mean()
+            loss = loss + r.r1_gamma / 2 * penalty
+            stats["r1"] = penalty.item()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.D, self.world)
+        self.opt_d.step()
+        return loss.item(), stats
+
+    def g_adv_loss(self, logits: torch.Tensor, hole: torch.Tensor | None) -> torch.Tensor:
+        """The generator's adversarial loss, averaged over the fake patches (all of them without a mask)."""
+        e = -logits if self.cfg.restore.gan_loss == "hinge" else F.softplus(-logits)
+        m = self._fake_target(logits, hole)
+        return e.mean() if m is None else (e * m).sum() / m.sum().clamp_min(1.0)
 
     @torch.no_grad()
     def update_ema(self) -> None:

@@ -1,0 +1,196 @@
+"""Inpainting with fast Fourier convolutions (LaMa, Suvorov et al. 2022), sized for a CPU.
+
+Every FFC layer splits its channels into a local part (3x3 convolutions) and a global part whose
+spectral branch multiplies the image's 2-D Fourier transform channel-wise (a 1x1 convolution over the
+real and imaginary parts), so each layer sees the whole image: a wide hole is filled from context
+far away, and a net trained on 256-px crops still fills large photos.
+
+The net is residual over a classical fill: ``pushpull_fill`` fills the holes by masked averages down
+an image pyramid (exact for a flat colour, smooth in between), and the FFC ResNet predicts the
+correction ``R`` in the holes: ``out = where(hole, base + R, x)``. With ``R`` initialised to zero
+an untrained net already returns the push-pull fill, never a colour cast.
+
+The spectral branch runs ``torch.fft.rfft2`` by default; ``FourierUnit.dft_matmul = True`` computes the
+same transform as matrix products (no ``fft_rfftn`` operator, for ONNX export).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ResganError
+
+
+def pushpull_fill(x: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Fill ``hole`` (bool or {0, 1}, (N, 1, H, W)) of ``x`` (N, C, H, W) with masked averages from
+    an image pyramid: each level halves the size (2x2 mean over known pixels only) until no hole is
+    left, then the coarser level's values, upsampled bilinearly, fill the finer level's holes."""
+    known = 1.0 - hole.to(x.dtype)
+    if x.shape[-1] <= 1 or x.shape[-2] <= 1 or bool(known.min() > 0):
+        return x * known + (x * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1e-8) \
+            * (1 - known)
+    h, w = x.shape[-2:]
+    xp = F.pad(x * known, (0, w % 2, 0, h % 2))
+    kp = F.pad(known, (0, w % 2, 0, h % 2))
+    ks = F.avg_pool2d(kp, 2)
+    xs = F.avg_pool2d(xp, 2) / ks.clamp_min(1e-8)
+    coarse = pushpull_fill(xs, ks <= 0)
+    up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
+    return x * known + up * (1 - known)
+
+
+class FourierUnit(nn.Module):
+    """Global convolution in the frequency domain: rfft2 -> 1x1 conv over (real, imag) -> ReLU -> irfft2."""
+
+    dft_matmul = False  # True: the DFT as matrix products (ONNX-exportable), same result
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(2 * cin, 2 * cout, 1)
+
+    @staticmethod
+    def _rfft2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real, imag) of the orthonormal 2-D real DFT, via matrix products."""
+        h, w = x.shape[-2:]
+        ky = torch.arange(h, dtype=torch.float64)
+        kx = torch.arange(w // 2 + 1, dtype=torch.float64)
+        ay = -2 * torch.pi * torch.outer(ky, ky) / h  # (h, h)
+        ax = -2 * torch.pi * torch.outer(torch.arange(w, dtype=torch.float64), kx) / w  # (w, w//2+1)
+        s = (h * w) ** -0.5
+        cy, sy = ay.cos().to(x), ay.sin().to(x)
+        cx, sx = (ax.cos() * s).to(x), (ax.sin() * s).to(x)
+        re_w, im_w = x @ cx, x @ sx  # along W
+        re = cy @ re_w - sy @ im_w
+        im = cy @ im_w + sy @ re_w
+        return re, im
+
+    @staticmethod
+    def _irfft2(re: torch.Tensor, im: torch.Tensor, w: int) -> torch.Tensor:
+        h = re.shape[-2]
+        ky = torch.arange(h, dtype=torch.float64)
+        ay = 2 * torch.pi * torch.outer(ky, ky) / h
+        cy, sy = ay.cos().to(re), ay.sin().to(re)
+        re_y, im_y = cy @ re - sy @ im, cy @ im + sy @ re  # inverse DFT along H
+        kx = torch.arange(w // 2 + 1, dtype=torch.float64)
+        weight = torch.full((w // 2 + 1,), 2.0, dtype=torch.float64)  # Hermitian: the other half
+        weight[0] = 1.0
+        if w % 2 == 0:
+            weight[-1] = 1.0
+        ax = 2 * torch.pi * torch.outer(kx, torch.arange(w, dtype=torch.float64)) / w  # (w//2+1, w)
+        s = (h * w) ** -0.5
+        cx, sx = (ax.cos() * weight[:, None] * s).to(re), (ax.sin() * weight[:, None] * s).to(re)
+        return re_y @ cx - im_y @ sx
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype, (h, w) = x.dtype, x.shape[-2:]
+        x = x.float()  # FFTs in fp32 (no bf16 FFT on CPU; better accuracy)
+        with torch.autocast(x.device.type, enabled=False):
+            if self.dft_matmul:
+                re, im = self._rfft2(x)
+            else:
+                f = torch.fft.rfft2(x, norm="ortho")
+                re, im = f.real, f.imag
+            y = F.relu(self.conv(torch.cat([re, im], 1)))
+            re, im = y.chunk(2, 1)
+            if self.dft_matmul:
+                out = self._irfft2(re.contiguous(), im.contiguous(), w)
+            else:
+                out = torch.fft.irfft2(torch.complex(re.contiguous(), im.contiguous()), s=(h, w), norm="ortho")
+        return out.to(dtype)
+
+
+class SpectralTransform(nn.Module):
+    """LaMa's global branch: 1x1 reduce -> Fourier unit (+ skip) -> 1x1 expand."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        mid = max(1, cout // 2)
+        self.reduce = nn.Conv2d(cin, mid, 1)
+        self.fu = FourierUnit(mid, mid)
+        self.expand = nn.Conv2d(mid, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.reduce(x))
+        return self.expand(y + self.fu(y))
+
+
+class FFC(nn.Module):
+    """A fast Fourier convolution on (local, global) features: local' = conv(local) + conv(global),
+    global' = conv(local) + spectral(global); 3x3 convolutions with reflect padding."""
+
+    def __init__(self, local: int, glob: int):
+        super().__init__()
+
+        def c3(a: int, b: int) -> nn.Conv2d:
+            return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
+
+        self.l2l, self.g2l, self.l2g = c3(local, local), c3(glob, local), c3(local, glob)
+        self.g2g = SpectralTransform(glob, glob)
+
+    def forward(self, xl: torch.Tensor, xg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.l2l(xl) + self.g2l(xg), self.l2g(xl) + self.g2g(xg)
+
+
+class FFCResBlock(nn.Module):
+    """Two FFC layers with ReLUs and an identity skip on both parts; the second layer starts at zero
+    (each block begins as the identity, which keeps a deep un-normalised net stable)."""
+
+    def __init__(self, local: int, glob: int):
+        super().__init__()
+        self.ffc1, self.ffc2 = FFC(local, glob), FFC(local, glob)
+        for conv in (self.ffc2.l2l, self.ffc2.g2l, self.ffc2.l2g, self.ffc2.g2g.expand):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        xl, xg = x
+        yl, yg = self.ffc1(xl, xg)
+        yl, yg = self.ffc2(F.relu(yl), F.relu(yg))
+        return xl + yl, xg + yg
+
+
+class FFCInpaintNet(nn.Module):
+    """LaMa-style inpainting generator: input (push-pull-filled image, mask) -> 7x7 conv -> ``downs``
+    stride-2 convs (width doubling) -> ``blocks`` FFC residual blocks (``global_ratio`` of the channels
+    global) -> transposed convs back -> 7x7 conv giving the correction to the push-pull fill in the holes.
+    Known pixels are returned exactly: ``out = where(hole, pushpull + R, x)``."""
+
+    def __init__(self, channels: int = 3, width: int = 32, blocks: int = 6, downs: int = 3,
+                 global_ratio: float = 0.75):
+        super().__init__()
+        self.channels, self.multiple = channels, 2**downs
+
+        def c(a: int, b: int, k: int, stride: int = 1) -> nn.Conv2d:
+            return nn.Conv2d(a, b, k, stride, padding=k // 2, padding_mode="reflect")
+
+        enc: list[nn.Module] = [c(channels + 1, width, 7), nn.ReLU()]
+        w = width
+        for _ in range(downs):
+            enc += [c(w, 2 * w, 3, 2), nn.ReLU()]
+            w *= 2
+        self.enc = nn.Sequential(*enc)
+        self.glob = int(round(w * global_ratio))
+        if not 0 < self.glob < w:
+            raise ResganError(f"global_ratio {global_ratio} leaves no local or no global channels at width {w}")
+        self.body = nn.Sequential(*[FFCResBlock(w - self.glob, self.glob) for _ in range(blocks)])
+        dec: list[nn.Module] = []
+        for _ in range(downs):
+            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), nn.ReLU()]
+            w //= 2
+        self.dec = nn.Sequential(*dec)
+        self.out = c(w, channels, 7)
+        nn.init.zeros_(self.out.weight)  # starts as the push-pull fill
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is None:
+            raise ResganError("inpainting needs a mask")
+        hole = cond.to(x) > 0.5
+        with torch.autocast(x.device.type, enabled=False):
+            base = pushpull_fill(x.float(), hole).to(x.dtype)
+        f = self.enc(torch.cat([base - 0.5, hole.to(x)], 1))
+        xl, xg = self.body((f[:, : f.shape[1] - self.glob], f[:, f.shape[1] - self.glob:]))
+        r = self.out(self.dec(torch.cat([xl, xg], 1)))
+        return torch.where(hole, base + r.to(base.dtype), x)

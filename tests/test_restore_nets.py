@@ -1,0 +1,179 @@
+"""The restoration nets added for real photos: the residual U-Net denoiser, the FFC inpainting net
+(spectral branch, push-pull base, known pixels), LaMa mask families, crops drawn at every step,
+8-bit noisy inputs and the adversarial inpainting step (lower validation loss, exact resume)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
+
+from resgan.config import config_from_dict
+from resgan.restore import degradations as dg
+from resgan.restore.data import random_crops, whole_images
+from resgan.restore.ffc import FFCInpaintNet, FourierUnit, pushpull_fill
+from resgan.restore.models import UNetRestorer, build_net
+from resgan.restore.task import Restorer, pad_forward
+from resgan.train import train
+
+
+def test_unet_any_size_starts_as_identity_and_needs_sigma():
+    net = UNetRestorer(3, width=8, blocks=1, levels=3, down=2, noise_map=True).eval()
+    assert net.multiple == 8
+    x = torch.rand(1, 3, 37, 50)
+    with torch.no_grad():
+        y = pad_forward(net, x, torch.tensor([0.1]))
+    assert y.shape == x.shape and torch.equal(y, x)  # zero-initialised tail: the identity
+    torch.nn.init.normal_(net.tail.weight, std=0.1)
+    with torch.no_grad():
+        assert not torch.equal(pad_forward(net, x, torch.tensor([0.1])), x)
+    with pytest.raises(Exception, match="noise level"):
+        net(torch.rand(1, 3, 16, 16))
+
+
+def _direct_rfft2(x: np.ndarray) -> np.ndarray:
+    """The orthonormal 2-D DFT by its defining double sum (first W//2+1 columns)."""
+    h, w = x.shape
+    m, n = np.arange(h)[:, None], np.arange(w)[None, :]
+    out = np.zeros((h, w // 2 + 1), complex)
+    for k in range(h):
+        for ll in range(w // 2 + 1):
+            out[k, ll] = (x * np.exp(-2j * np.pi * (k * m / h + ll * n / w))).sum()
+    return out / np.sqrt(h * w)
+
+
+@pytest.mark.parametrize("size", [(6, 8), (7, 9)])
+def test_spectral_branch_matches_a_direct_dft(size):
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, *size, dtype=torch.float64)
+    want = _direct_rfft2(x[0, 0].numpy())
+    re, im = FourierUnit._rfft2(x)
+    np.testing.assert_allclose(re[0, 0].numpy(), want.real, atol=1e-10)
+    np.testing.assert_allclose(im[0, 0].numpy(), want.imag, atol=1e-10)
+    f = torch.fft.rfft2(x, norm="ortho")
+    np.testing.assert_allclose(f[0, 0].numpy(), want, atol=1e-10)
+    back = FourierUnit._irfft2(re, im, size[1])
+    np.testing.assert_allclose(back.numpy(), x.numpy(), atol=1e-10)  # the inverse undoes it
+    # the whole Fourier unit: FFT path == matrix (ONNX-friendly) path
+    fu = FourierUnit(3, 3)
+    y = torch.randn(2, 3, *size)
+    a = fu(y)
+    try:
+        FourierUnit.dft_matmul = True
+        b = fu(y)
+    finally:
+        FourierUnit.dft_matmul = False
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_pushpull_fill_is_exact_on_flat_colour_and_close_on_gradients():
+    hole = torch.zeros(1, 1, 41, 57, dtype=torch.bool)
+    hole[..., 3:38, 10:50] = True  # wide: most of the image
+    hole[..., 0, :] = True  # touches the border
+    flat = torch.tensor([153, 38, 25]).view(1, 3, 1, 1).float().div(255).expand(1, 3, 41, 57)
+    assert (pushpull_fill(flat, hole) - flat).abs().max() < 1e-6
+    ramp = torch.linspace(0, 1, 57).view(1, 1, 1, 57).expand(1, 3, 41, 57)
+    assert (pushpull_fill(ramp, hole) - ramp).abs().max() < 0.06  # 15 levels in 255
+    assert torch.equal(pushpull_fill(ramp, torch.zeros_like(hole)), ramp)
+
+
+def test_ffc_net_keeps_known_pixels_and_starts_as_pushpull():
+    net = FFCInpaintNet(3, width=8, blocks=2, downs=2).eval()
+    for h, w in ((33, 47), (32, 48)):  # any size (padded to the net's multiple inside pad_forward)
+        x = torch.rand(1, 3, h, w)
+        hole = torch.zeros(1, 1, h, w)
+        hole[..., 8:25, 10:40] = 1
+        with torch.no_grad():
+            y = pad_forward(net, x, hole)
+        assert y.shape == x.shape
+        assert torch.equal(y[(hole == 0).expand_as(y)], x[(hole == 0).expand_as(x)])
+    torch.testing.assert_close(y, pushpull_fill(x, hole > 0.5))  # the correction starts at zero
+
+
+def test_lama_masks_are_seeded_capped_and_sized_by_family():
+    a = [dg.lama_mask(128, 96, np.random.default_rng(3), fam) for fam in ("thin", "medium", "thick")]
+    b = [dg.lama_mask(128, 96, np.random.default_rng(3), fam) for fam in ("thin", "medium", "thick")]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    rng = np.random.default_rng(0)
+    ratios = {f: np.mean([dg.lama_mask(96, 96, rng, f).mean() for _ in range(30)]) for f in ("thin", "thick")}
+    assert ratios["thin"] < ratios["thick"]
+    m = dg.random_masks(20, 64, 64, rng, "lama")
+    assert m.shape == (20, 1, 64, 64) and 0 < m.mean(dim=(1, 2, 3)).min() and m.mean(dim=(1, 2, 3)).max() <= 0.5
+
+
+def test_crops_at_every_step_are_seeded_and_photos_turned():
+    imgs = [np.zeros((3, 40, 60), np.uint8), np.ones((3, 62, 41), np.uint8)]
+    whole = whole_images(imgs, 32)
+    assert whole.shape == (2, 3, 40, 60)  # the portrait one turned, both cropped to the smallest
+    t = torch.from_numpy(whole).float()
+    torch.manual_seed(1)
+    a = random_crops(t, 32)
+    torch.manual_seed(1)
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a, random_crops(t, 32))
+
+
+def test_quantized_noise_gives_8bit_inputs():
+    cfg = config_from_dict({"task": "restore", "data": {"channels": 1}, "restore": {
+        "kind": "denoise", "sigma": 0, "sigma_max": 75, "noise_map": True, "quantize": 1.0, "arch": "unet",
+        "width": 4, "blocks": 1, "crop": 32, "patches_per_image": 0}})
+    task = Restorer(cfg, torch.device("cpu"))
+    noisy, sigma = task.degrade(torch.rand(4, 1, 32, 32))
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(noisy, (noisy * 255).round() / 255)
+    assert sigma.shape == (4,) and float(sigma.max()) <= 75 / 255
+
+
+def _ffc_gan(steps: int) -> dict:
+    return {"task": "restore", "data": {"name": "folder", "channels": 3, "limit": 6}, "restore": {
+        "kind": "inpaint", "arch": "ffc", "width": 8, "blocks": 2, "levels": 2, "mask": "lama", "crop": 48,
+        "patches_per_image": 0, "adv_weight": 0.01, "fm_weight": 0.1, "gan_loss": "nonsaturating", "r1_gamma": 0.01,
+        "d_width": 8, "val_crop": 64, "val_limit": 1, "val_every": 1000},
+        "train": {"steps": steps, "batch_size": 4, "lr_g": 2e-3, "lr_d": 1e-3, "beta1": 0.5, "ema_decay": 0.0,
+                  "log_every": 1, "sample_every": 1000, "ckpt_every": 1000}}
+
+
+def test_adversarial_ffc_inpainting_trains_and_resumes_exactly(tmp_path):
+    skd = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from resgan.checkpoint import load_checkpoint
+
+    # one photo and one hole shape (flipped at random): a signal a 40-step run can learn
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    Image.fromarray(skd.astronaut()[0:256:2, 100:356:2]).save(tmp_path / "img" / "a.png")
+    hole = np.zeros((48, 48), np.uint8)
+    hole[16:32, 8:40] = 255
+    Image.fromarray(hole).save(tmp_path / "mask" / "m.png")
+
+    def cfg(steps: int):
+        d = _ffc_gan(steps)
+        d["data"] = {"name": "folder", "channels": 3, "path": str(tmp_path / "img")}
+        d["restore"].update(patches_per_image=16, val_path=str(tmp_path / "img"), val_crop=96, mask="folder",
+                            mask_path=str(tmp_path / "mask"))
+        return config_from_dict(d)
+
+    start = Restorer(cfg(40), torch.device("cpu")).validate(force=True)
+    train(cfg(40), tmp_path / "a", progress=False)
+    logs = [json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all("r1" in x and "loss_fm" in x and "loss_adv" in x for x in logs if "loss_pix" in x)
+    end = [x for x in logs if "val_loss" in x][-1]
+    assert end["val_loss"] < 0.95 * start["val_loss"]
+    train(cfg(15), tmp_path / "b", progress=False)
+    train(cfg(40), tmp_path / "b", resume=True, progress=False)
+    ta, _ = load_checkpoint(tmp_path / "a" / "latest.safetensors")
+    tb, _ = load_checkpoint(tmp_path / "b" / "latest.safetensors")
+    for k in ta:
+        if k.startswith(("net.", "D.")):
+            assert torch.equal(ta[k], tb[k]), k
+
+
+def test_build_net_picks_the_architecture():
+    def net(**r):
+        return build_net(config_from_dict({"task": "restore", "restore": {"width": 8, "blocks": 1, **r}}))
+
+    assert isinstance(net(kind="inpaint", arch="ffc", crop=64), FFCInpaintNet)
+    assert isinstance(net(kind="denoise", arch="unet", crop=64), UNetRestorer)
+    with pytest.raises(Exception, match="does not fit"):
+        net(kind="denoise", arch="ffc")
