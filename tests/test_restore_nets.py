@@ -177,3 +177,22 @@ def test_build_net_picks_the_architecture():
     assert isinstance(net(kind="denoise", arch="unet", crop=64), UNetRestorer)
     with pytest.raises(Exception, match="does not fit"):
         net(kind="denoise", arch="ffc")
+
+
+def test_rfdn_starts_as_bicubic_on_any_size_and_presets_build():
+    import torch.nn.functional as F
+
+    from resgan.config import load_config
+    from resgan.restore.models import RFDNet
+
+    net = RFDNet(3, width=8, blocks=2, scale=4).eval()
+    for size in ((23, 31), (64, 40)):
+        x = torch.rand(1, 3, *size)
+        with torch.no_grad():
+            y = net(x)
+        assert y.shape == (1, 3, size[0] * 4, size[1] * 4)
+        torch.testing.assert_close(y, F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False))
+    assert isinstance(build_net(load_config("sr_x4")), RFDNet)
+    for name in ("jpeg_gray", "jpeg_color", "denoise_gray", "denoise_color"):
+        assert isinstance(build_net(load_config(name)), UNetRestorer)
+    assert sum(p.numel() for p in build_net(load_config("inpaint")).parameters()) < 10e6

@@ -25,7 +25,7 @@ def tiny(steps: int, **restore) -> dict:
 
 def test_presets_load_and_config_is_strict():
     assert "restore" in TASKS
-    for name in ("denoise_gray", "inpaint", "sr_x4", "deblur", "jpeg"):
+    for name in ("denoise_gray", "denoise_color", "inpaint", "sr_x4", "deblur", "jpeg_gray", "jpeg_color"):
         assert load_config(name).task == "restore"
     with pytest.raises(ResganError, match="unknown config key 'restore.sigmaa'"):
         config_from_dict({"task": "restore", "restore": {"sigmaa": 3}})

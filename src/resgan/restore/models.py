@@ -141,6 +141,74 @@ class SRNet(nn.Module):
         return out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
+class ESA(nn.Module):
+    """Enhanced spatial attention (RFANet / RFDN): a cheap, strided, max-pooled branch that gives
+    each pixel a gate from a wide neighbourhood."""
+
+    def __init__(self, width: int, f: int = 16):
+        super().__init__()
+        self.c1, self.cf, self.c4 = nn.Conv2d(width, f, 1), nn.Conv2d(f, f, 1), nn.Conv2d(f, width, 1)
+        self.c2 = nn.Conv2d(f, f, 3, 2, 0)
+        self.c3a, self.c3b, self.c3c = conv3(f, f), conv3(f, f), conv3(f, f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1 = self.c1(x)
+        c = F.max_pool2d(self.c2(c1), 7, 3, ceil_mode=True) if min(x.shape[-2:]) >= 17 else self.c2(F.pad(c1, (1,) * 4))
+        c = self.c3c(F.relu(self.c3b(F.relu(self.c3a(c)))))
+        c = F.interpolate(c, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return x * torch.sigmoid(self.c4(c + self.cf(c1)))
+
+
+class RFDB(nn.Module):
+    """Residual feature distillation block (Liu et al. 2020): three shallow residual convs, each
+    distilling half its width through a 1x1 conv, fused by a 1x1 conv and gated by ESA."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        d = width // 2
+        self.distill = nn.ModuleList(nn.Conv2d(width, d, 1) for _ in range(3))
+        self.refine = nn.ModuleList(conv3(width, width) for _ in range(3))
+        self.last = conv3(width, d)
+        self.fuse = nn.Conv2d(4 * d, width, 1)
+        self.esa = ESA(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept, h = [], x
+        for distill, refine in zip(self.distill, self.refine):
+            kept.append(F.leaky_relu(distill(h), 0.05))
+            h = F.leaky_relu(refine(h) + h, 0.05)  # shallow residual block
+        kept.append(F.leaky_relu(self.last(h), 0.05))
+        return self.esa(self.fuse(torch.cat(kept, 1)))
+
+
+class RFDNet(nn.Module):
+    """Lightweight super-resolution (RFDN class): conv -> ``blocks`` RFDBs whose outputs are all
+    fused by a 1x1 conv -> conv, a long skip, pixel-shuffle upsampling; residual over bicubic:
+    ``out = bicubic(x) + R(x)`` (R starts at zero)."""
+
+    def __init__(self, channels: int = 3, width: int = 48, blocks: int = 4, scale: int = 4):
+        super().__init__()
+        if scale not in (2, 3, 4):
+            raise ResganError(f"scale must be 2, 3 or 4, got {scale}")
+        self.channels, self.scale, self.multiple = channels, scale, 1
+        self.head = conv3(channels, width)
+        self.blocks = nn.ModuleList(RFDB(width) for _ in range(blocks))
+        self.fuse = nn.Conv2d(width * blocks, width, 1)
+        self.body_out = conv3(width, width)
+        self.up = nn.Sequential(conv3(width, channels * scale * scale), nn.PixelShuffle(scale))
+        nn.init.zeros_(self.up[0].weight)
+        nn.init.zeros_(self.up[0].bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        f = self.head(x)
+        outs, h = [], f
+        for block in self.blocks:
+            h = block(h)
+            outs.append(h)
+        r = self.up(self.body_out(F.leaky_relu(self.fuse(torch.cat(outs, 1)), 0.05)) + f)
+        return r + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
 class GatedConv2d(nn.Module):
     """Gated convolution (Yu et al. 2019): ``act(features) * sigmoid(gate)``, both from one conv."""
 
@@ -217,6 +285,8 @@ class PatchDiscriminator(nn.Module):
 def build_net(cfg: Config) -> nn.Module:
     r, c = cfg.restore, cfg.data.channels
     if r.kind == "sr":
+        if r.arch == "rfdn":
+            return RFDNet(c, r.width, r.blocks, r.scale)
         return SRNet(c, r.width, r.blocks, r.scale, r.dilations)
     if r.kind == "inpaint":
         if r.arch == "ffc":

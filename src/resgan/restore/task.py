@@ -38,8 +38,9 @@ def validate_restore(cfg: Config) -> None:
         (r.kind != "inpaint" or r.crop % 4 == 0, "restore.crop must be a multiple of 4 for inpainting"),
         (r.mask in ("strokes", "boxes", "mixed", "folder", "lama", "lama_thin", "lama_medium", "lama_thick"),
          "restore.mask must be strokes, boxes, mixed, lama, lama_thin, lama_medium, lama_thick or folder"),
-        (r.arch in (("gated", "ffc", "resnet") if r.kind == "inpaint" else ("resnet", "unet")),
-         f"restore.arch {r.arch!r} does not fit restore.kind {r.kind!r} (resnet or unet; inpaint: gated or ffc)"),
+        (r.arch in {"inpaint": ("gated", "ffc", "resnet"), "sr": ("resnet", "rfdn")}.get(r.kind, ("resnet", "unet")),
+         f"restore.arch {r.arch!r} does not fit restore.kind {r.kind!r} (resnet or unet; inpaint: gated or ffc; "
+         "sr: resnet or rfdn)"),
         (r.kind != "inpaint" or r.arch != "ffc" or r.crop % 2**r.levels == 0,
          "restore.crop must be a multiple of 2**restore.levels for arch=ffc"),
         (r.gan_loss in ("hinge", "nonsaturating"), "restore.gan_loss must be hinge or nonsaturating"),
