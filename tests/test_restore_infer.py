@@ -137,6 +137,17 @@ def test_estimate_sigma():
         assert abs(estimate_sigma(clean + rng.normal(0, s / 255, clean.shape)) - s) < 0.1 * s + 1
 
 
+def test_estimate_sigma_on_8bit_files_corrects_clipping():
+    """A user's noisy file is clipped to 0..255: the raw Haar estimate falls to ~60 at sigma 75."""
+    skd = pytest.importorskip("skimage.data")
+    rng = np.random.default_rng(0)
+    for img in (skd.camera()[..., None], skd.astronaut()):
+        clean = img.astype(np.float64)
+        for s in (5, 15, 25, 50, 75):
+            noisy = np.clip(np.round(clean + rng.normal(0, s, clean.shape)), 0, 255).astype(np.float32) / 255
+            assert abs(estimate_sigma(noisy) - s) < 0.12 * s + 1.5, (img.shape, s, estimate_sigma(noisy))
+
+
 def test_large_image_runs_in_tiles(tmp_path, capsys, denoiser):
     Image.fromarray(photo(300, 520, 1)).save(tmp_path / "big.png")
     code, err = run(capsys, tmp_path / "big.png", "--task", "denoise", "--model", denoiser, "--tile", 128,
