@@ -24,8 +24,7 @@ from ..checkpoint import atomic_write_bytes, checkpoint_file, load_checkpoint, s
 from ..config import Config, config_from_dict
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
-from .models import build_net
-from .task import pad_forward
+from .models import build_net, pad_forward
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "weights"
 # built-in name -> file; RESTORE_TASKS: task -> its default built-in (None: train one first)
