@@ -14,8 +14,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from resgan.generate import generate, load_generator, resolve_source
-from resgan.metrics.cas import cas_for_generator, generator_data_config
+from resgan.evaluate import cas_for_generator, generator_data_config
+from resgan.gan.sampling import generate, load_generator, resolve_source
 from resgan.report import make_grid, save_png
 
 

@@ -7,7 +7,7 @@ from conftest import tiny_overrides
 from PIL import Image
 
 from resgan.cli import main
-from resgan.generate import BUILTIN_DIR, BUILTIN_GENERATORS, load_generator
+from resgan.gan.sampling import BUILTIN_DIR, BUILTIN_GENERATORS, load_generator
 
 
 def sets(**extra):

@@ -23,7 +23,7 @@ from test_restore_helpers import one_thread, tiny_model_file  # noqa: E402, F401
 from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
 from resgan.config import load_config  # noqa: E402
-from resgan.gan import build_generator  # noqa: E402
+from resgan.gan.models import build_generator  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry, sniff  # noqa: E402
 

@@ -9,7 +9,7 @@ from resgan import checkpoint as ckpt_mod
 from resgan.checkpoint import load_checkpoint, save_checkpoint
 from resgan.config import load_config
 from resgan.errors import ResganError, TrainingDiverged
-from resgan.gan import GAN
+from resgan.gan.task import GAN
 from resgan.train import CHECKPOINT, resume_config, train
 
 

@@ -37,7 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate, load_generator, parse_seeds, write_images
+    from .gan.sampling import generate, load_generator, parse_seeds, write_images
 
     seeds = parse_seeds(args.seeds)
     G, _ = load_generator(args.source, args.device)
@@ -48,7 +48,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .generate import export_generator
+    from .gan.sampling import export_generator
 
     print(f"wrote {export_generator(args.source, Path(args.out), half=not args.fp32)}")
     return 0

@@ -30,7 +30,7 @@ from .config import Config, config_from_dict
 from .data import BatchSampler, ImageSet, load_dataset, to_float
 from .dist import World, average_stats, barrier, init_world, shutdown
 from .errors import ResganError, TrainingDiverged
-from .gan import GAN
+from .gan.task import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import sn
 from ..config import Config
 from ..errors import ResganError
+from ..gan.blocks import sn
 
 
 def pad_forward(net: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

@@ -30,7 +30,7 @@ def pixel_loss(kind: str, out: torch.Tensor, target: torch.Tensor, weight: torch
 
 
 class Restorer:
-    """A restoration net being trained (same interface as :class:`resgan.gan.GAN`)."""
+    """A restoration net being trained (same interface as :class:`resgan.gan.task.GAN`)."""
 
     @staticmethod
     def load_data(cfg: Config) -> ImageSet:

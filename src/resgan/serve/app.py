@@ -38,8 +38,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..checkpoint import checkpoint_file
 from ..errors import ResganError
-from ..generate import BUILTIN_DIR as GEN_DIR
-from ..generate import BUILTIN_GENERATORS, generate, load_generator, parse_seeds
+from ..gan.sampling import BUILTIN_DIR as GEN_DIR
+from ..gan.sampling import BUILTIN_GENERATORS, generate, load_generator, parse_seeds
 from ..report import make_grid
 from ..restore.infer import BUILTIN_DIR as RESTORE_DIR
 from ..restore.infer import BUILTINS as RESTORE_BUILTINS

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
-from .config import config_from_dict
-from .errors import ResganError
-from .gan import build_generator, truncated_normal
-from .models import ResNetGenerator
-from .report import make_grid, save_png
+from .. import __version__
+from ..checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
+from ..config import config_from_dict
+from ..errors import ResganError
+from ..report import make_grid, save_png
+from .models import ResNetGenerator, build_generator
 
-BUILTIN_DIR = Path(__file__).parent / "weights"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUILTIN_GENERATORS = {"mnist": "mnist_cgan32.safetensors"}
 
 
@@ -58,6 +57,18 @@ def export_generator(source: str | Path, out: Path, half: bool = True) -> Path:
                 "config": meta["config"], "classes": meta.get("classes", [])}
     save_checkpoint(Path(out), keep, out_meta)
     return Path(out)
+
+
+def truncated_normal(shape: tuple[int, ...], trunc: float | None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
+    z = torch.randn(shape, generator=generator)
+    if trunc is not None and trunc > 0:
+        bad = z.abs() > trunc
+        while bad.any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > trunc
+    return z
 
 
 def parse_seeds(text: str) -> list[int]:

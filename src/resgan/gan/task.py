@@ -11,37 +11,13 @@ import copy
 import torch
 from torch import nn
 
-from .accel import autocast, compile_module, resolve_precision, to_layout
-from .config import Config
+from ..accel import autocast, compile_module, resolve_precision, to_layout
+from ..config import Config
+from ..dist import SINGLE, World, average_gradients
+from ..errors import ResganError
 from .diffaug import diff_augment, parse_policy
-from .dist import SINGLE, World, average_gradients
-from .errors import ResganError
 from .losses import get_loss, gradient_norm_penalty, interpolates, r1_penalty
-from .models import ResNetDiscriminator, ResNetGenerator
-
-
-def build_generator(cfg: Config) -> ResNetGenerator:
-    m = cfg.model
-    return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
-                           tuple(m.g_mults) if m.g_mults else None, m.g_norm, m.cbn_embed)
-
-
-def build_discriminator(cfg: Config) -> ResNetDiscriminator:
-    m = cfg.model
-    return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
-                               tuple(m.d_mults) if m.d_mults else None, m.d_mbstd)
-
-
-def truncated_normal(shape: tuple[int, ...], trunc: float | None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
-    z = torch.randn(shape, generator=generator)
-    if trunc is not None and trunc > 0:
-        bad = z.abs() > trunc
-        while bad.any():
-            z[bad] = torch.randn(int(bad.sum()), generator=generator)
-            bad = z.abs() > trunc
-    return z
+from .models import ResNetGenerator, build_discriminator, build_generator
 
 
 @torch.no_grad()
@@ -245,7 +221,7 @@ class GAN:
         t = self.cfg.train
         if not t.fid_every or (self.steps_done % t.fid_every and self.steps_done != t.steps):
             return {}
-        from .metrics.tracker import QualityTracker
+        from .tracker import QualityTracker
 
         self.tracker = self.tracker or QualityTracker(self.cfg, self.device)
         self.finalize_ema()
