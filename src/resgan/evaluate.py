@@ -55,10 +55,10 @@ class Source:
 
 
 def source_kind(spec: str) -> str:
-    from .gan.sampling import BUILTIN_GENERATORS
+    from .zoo import builtins
 
     p = Path(spec)
-    if spec in BUILTIN_GENERATORS:
+    if spec in builtins("gan"):
         return "generator"
     if p.is_dir():
         return "generator" if (p / LATEST).is_file() else "folder"
@@ -143,7 +143,8 @@ def generate_samples(spec: str, n: int, device: str = "cpu", batch_size: int = 2
     from tqdm import tqdm
 
     from .data import to_uint8
-    from .gan.sampling import generate, load_generator
+    from .gan.sampling import generate
+    from .zoo import load_generator
 
     G, meta = load_generator(spec, device)
     images, labels = [], []
@@ -307,8 +308,9 @@ def cas_for_generator(source: str | Path, n: int = 1000, data: DataConfig | None
     samples (seeds 0..n-1, class = seed % classes), scored by the classifier of ``data`` (default:
     the data set the generator was trained on). Returns {"cas", "n", "real_accuracy", "classes"}."""
     from .data import to_uint8
-    from .gan.sampling import generate, load_generator
+    from .gan.sampling import generate
     from .metrics.cas import classifier_accuracy, load_or_train_classifier
+    from .zoo import load_generator
 
     G, meta = load_generator(source, device)
     if not G.num_classes:

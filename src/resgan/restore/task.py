@@ -15,6 +15,7 @@ from ..config import Config
 from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
+from ..metrics.psnr_ssim import psnr, ssim
 from . import degradations as dg
 from .data import load_train_set, load_val_images, random_crops
 from .models import PatchDiscriminator, build_net, pad_forward
@@ -186,15 +187,15 @@ class Restorer:
         for i, img in enumerate(self.val_images()):
             inp, out, cond = self.restore_val(i, img)
             x = img.to(out.device)
-            ps.append(dg.psnr(out, x))
-            ss.append(dg.ssim(out, x))
+            ps.append(psnr(out, x, peak=1.0))
+            ss.append(ssim(out, x, peak=1.0))
             ls.append(F.l1_loss(out, x).item())
             base = inp
             if self.cfg.restore.kind == "sr":
                 base = dg.bicubic_up(inp, self.cfg.restore.scale)
             elif cond is not None and cond.dim() == 4:  # inpainting: holes filled with mid-grey
                 base = torch.where(cond > 0.5, torch.full_like(inp, 0.5), inp)
-            pin.append(dg.psnr(base.clamp(0, 1), x))
+            pin.append(psnr(base.clamp(0, 1), x, peak=1.0))
         n = max(len(ps), 1)
         return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "val_loss": sum(ls) / n, "psnr_input": sum(pin) / n}
 
