@@ -7,12 +7,14 @@ The generic loop in :mod:`resgan.train` drives any task with this shape:
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
 
 from ..accel import autocast, compile_module, resolve_precision, to_layout
 from ..config import Config
+from ..data import ImageSet, load_dataset
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
 from .diffaug import diff_augment, parse_policy
@@ -46,11 +48,27 @@ def standing_stats(G: ResNetGenerator, batches: int, batch_size: int, seed: int 
 
 
 class GAN:
-    """A residual GAN being trained."""
+    """A residual GAN being trained (a :class:`resgan.train.Task`)."""
+
+    @staticmethod
+    def load_data(cfg: Config) -> ImageSet:
+        return load_dataset(cfg.data)
+
+    @staticmethod
+    def configure(cfg: Config, data: ImageSet) -> Config:
+        """Set model.num_classes from the data when the run is conditional."""
+        n = len(data.classes) if cfg.data.conditional else 0
+        if cfg.data.conditional and n < 2:
+            raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
+                              "(for a folder: one sub-folder per class); set data.conditional=false")
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
 
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world
         t = cfg.train
+        if cfg.model.d_mbstd and (t.batch_size // world.size) % cfg.model.d_mbstd:
+            raise ResganError(f"model.d_mbstd {cfg.model.d_mbstd} must divide the per-rank batch "
+                              f"{t.batch_size // world.size}")
         self.precision = resolve_precision(t.precision, device)
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)

@@ -37,6 +37,10 @@ class Restorer:
     def load_data(cfg: Config) -> ImageSet:
         return load_train_set(cfg)
 
+    @staticmethod
+    def configure(cfg: Config, data: ImageSet) -> Config:
+        return cfg  # nothing to learn from the data
+
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world
         r, t = cfg.restore, cfg.train
