@@ -14,9 +14,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-from resgan.generate import generate, load_generator, resolve_source
-from resgan.metrics.cas import cas_for_generator, generator_data_config
+from resgan.evaluate import cas_for_generator, generator_data_config
+from resgan.gan.sampling import generate
 from resgan.report import make_grid, save_png
+from resgan.zoo import load_generator, resolve_file
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
         path = a.data_path or os.path.join(os.environ.get("RESGAN_DATA", "../shared/data"), "mnist")
         data = dataclasses.replace(data, path=path, split="train", limit=None)
         r = cas_for_generator(model, n=a.n, data=data)
-        print(f"| {model} ({resolve_source(model).name}) | {meta['step']} | {100 * r['cas']:.2f}% ({r['n']}) | "
+        print(f"| {model} ({resolve_file(model).name}) | {meta['step']} | {100 * r['cas']:.2f}% ({r['n']}) | "
               f"{100 * r['real_accuracy']:.2f}% |")
         if a.grid:
             seeds = [c * 10 + k for k in range(10) for c in range(10)]  # row k: class k

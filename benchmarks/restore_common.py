@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from resgan.metrics.psnr_ssim import psnr, ssim
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -20,27 +22,12 @@ def data_root(arg: str | None) -> Path:
 
 
 def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return psnr(a, b)
 
 
 def ssim_u8(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of uint8 (H, W) or (H, W, C) images (Gaussian window 11 / 1.5, channel mean)."""
-    import torch
-
-    from resgan.restore.degradations import ssim
-
-    def t(x: np.ndarray) -> torch.Tensor:
-        x = x[:, :, None] if x.ndim == 2 else x
-        return torch.from_numpy(x.astype(np.float64) / 255).permute(2, 0, 1)[None]
-
-    return ssim(t(a), t(b))
-
-
-def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float Y in [16, 235] (ITU-R BT.601, as MATLAB's rgb2ycbcr)."""
-    x = img.astype(np.float64)
-    return 16 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255
+    return ssim(a, b)
 
 
 def to_u8(x: np.ndarray) -> np.ndarray:

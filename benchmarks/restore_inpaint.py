@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from restore_common import command, data_root, psnr_u8, ssim_u8, table, to_u8
 
-from resgan.restore.infer import load_model, read_image, read_mask, restore_array
+from resgan.imageio import read_image, read_mask
+from resgan.restore.infer import load_model, restore_array
 
 
 def main() -> None:

@@ -14,19 +14,17 @@ import time
 
 import numpy as np
 import torch
-from restore_common import command, data_root, rgb_to_y, table, to_u8
+from restore_common import command, data_root, table, to_u8
 
 from resgan.data import IMAGE_EXTS
+from resgan.imageio import read_image
+from resgan.metrics.psnr_ssim import psnr
 from resgan.restore.degradations import bicubic_down, bicubic_up
-from resgan.restore.infer import load_model, read_image, restore_array
+from resgan.restore.infer import load_model, restore_array
 
 
 def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
-    ya, yb = rgb_to_y(a), rgb_to_y(b)
-    if border:
-        ya, yb = ya[border:-border, border:-border], yb[border:-border, border:-border]
-    mse = np.mean((ya - yb) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
+    return psnr(a, b, crop_border=border, y=True)
 
 
 def main() -> None:

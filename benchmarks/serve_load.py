@@ -46,10 +46,11 @@ def rss_mib(pid: int) -> tuple[float, float]:
 def model_source(task: str, model: str | None, tmp: Path) -> str:
     if model:
         return model
-    from resgan.restore.infer import BUILTIN_DIR, BUILTINS, RESTORE_TASKS
+    from resgan.restore.infer import RESTORE_TASKS
+    from resgan.zoo import builtin_path
 
     name = RESTORE_TASKS[task]
-    if name and (BUILTIN_DIR / BUILTINS[name]).is_file():
+    if name and builtin_path(name).is_file():
         return name
     import torch
 

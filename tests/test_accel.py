@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from resgan import accel
 from resgan.config import load_config
 from resgan.errors import ResganError
-from resgan.gan import GAN
+from resgan.gan.task import GAN
 from resgan.train import CHECKPOINT, train
 
 CPU = torch.device("cpu")

@@ -7,7 +7,7 @@ from conftest import tiny_overrides
 from PIL import Image
 
 from resgan.cli import main
-from resgan.generate import BUILTIN_DIR, BUILTIN_GENERATORS, load_generator
+from resgan.zoo import builtin_path, load_generator
 
 
 def sets(**extra):
@@ -88,7 +88,7 @@ def test_console_entry_point_runs():
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(not (BUILTIN_DIR / BUILTIN_GENERATORS["mnist"]).exists(), reason="built-in weights not trained yet")
+@pytest.mark.skipif(not builtin_path("mnist").exists(), reason="built-in weights not trained yet")
 def test_builtin_mnist_generator(tmp_path):
     out = tmp_path / "sevens.png"
     assert main(["generate", "mnist", "--seeds", "0-99", "--class", "7", "--out", str(out)]) == 0
@@ -141,7 +141,7 @@ def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generato
     assert saved.train.steps == preset.train.steps == meta["step"]
     assert (saved.train.n_dis, saved.train.lr_decay, saved.train.loss) == (
         preset.train.n_dis, preset.train.lr_decay, preset.train.loss)
-    shipped, gmeta = load_checkpoint(BUILTIN_DIR / BUILTIN_GENERATORS["mnist"])
+    shipped, gmeta = load_checkpoint(builtin_path("mnist"))
     assert gmeta["step"] == meta["step"]
     for k, v in shipped.items():
         assert torch.equal(v, tensors[k].to(v.dtype)), k

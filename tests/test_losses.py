@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from resgan import losses
 from resgan.errors import ResganError
+from resgan.gan import losses
 
 REAL = torch.tensor([2.0, -0.5, 0.3])
 FAKE = torch.tensor([-1.0, 0.7, 1.5])

@@ -369,7 +369,7 @@ def tiny_generator(path):
     """A (random) class-conditional 16 px digits generator checkpoint, as ``resgan export`` writes one."""
     from resgan.checkpoint import save_checkpoint
     from resgan.config import Config, DataConfig, ModelConfig
-    from resgan.gan import build_generator
+    from resgan.gan.models import build_generator
 
     cfg = Config(data=DataConfig(name="digits", resolution=16, limit=500),
                  model=ModelConfig(z_dim=16, g_width=8, num_classes=10))

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from resgan.blocks import ConditionalBatchNorm2d, DBlock, DBlockOptimized, GBlock, MinibatchStd
 from resgan.errors import ResganError
-from resgan.models import RESOLUTIONS, ResNetDiscriminator, ResNetGenerator
+from resgan.gan.blocks import ConditionalBatchNorm2d, DBlock, DBlockOptimized, GBlock, MinibatchStd
+from resgan.gan.models import RESOLUTIONS, ResNetDiscriminator, ResNetGenerator
 
 
 @pytest.mark.parametrize("resolution", RESOLUTIONS)
@@ -122,7 +122,7 @@ def test_minibatch_std_sees_collapse_and_keeps_groups_apart():
 
 def test_discriminator_with_minibatch_std_trains_a_step():
     from resgan.config import load_config
-    from resgan.gan import GAN
+    from resgan.gan.task import GAN
 
     with pytest.raises(ResganError, match="d_mbstd"):
         load_config("digits", ["model.d_mbstd=3", "train.batch_size=16"])

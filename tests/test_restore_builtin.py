@@ -5,8 +5,10 @@ import pytest
 import torch
 from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
+from resgan.metrics.psnr_ssim import psnr
 from resgan.restore import degradations as dg
-from resgan.restore.infer import BUILTINS, RESTORE_TASKS, load_model, restore_array
+from resgan.restore.infer import RESTORE_TASKS, load_model, restore_array
+from resgan.zoo import BUILTINS
 
 skd = pytest.importorskip("skimage.data", reason="the built-in test images come from scikit-image")
 
@@ -26,10 +28,10 @@ def test_denoise_builtin_improves_psnr():
     clean = crop(skd.camera(), 128, 100, 180)
     noisy = (clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape)).astype(np.float32)
     model = load_model("denoise")
-    before = dg.psnr(torch.from_numpy(noisy.clip(0, 1)), torch.from_numpy(clean))
+    before = psnr(torch.from_numpy(noisy.clip(0, 1)), torch.from_numpy(clean), peak=1.0)
     for sigma in (25.0, None):  # known and estimated noise level
         out = restore_array(model, noisy, sigma=sigma)
-        assert dg.psnr(torch.from_numpy(out), torch.from_numpy(clean)) > before + 5
+        assert psnr(torch.from_numpy(out), torch.from_numpy(clean), peak=1.0) > before + 5
 
 
 def test_inpaint_builtin_fills_holes_better_than_grey():
@@ -47,6 +49,6 @@ def test_sr_builtin_beats_bicubic():
     hr = torch.from_numpy(crop(skd.astronaut(), 96, 100, 150).transpose(2, 0, 1).copy())[None]
     lr = (dg.bicubic_down(hr, 4).clamp(0, 1) * 255).round() / 255
     out = restore_array(load_model("sr"), lr[0].numpy().transpose(1, 2, 0).copy())
-    ours = dg.psnr(torch.from_numpy(out.transpose(2, 0, 1).copy())[None], hr)
-    bicubic = dg.psnr(dg.bicubic_up(lr, 4).clamp(0, 1), hr)
+    ours = psnr(torch.from_numpy(out.transpose(2, 0, 1).copy())[None], hr, peak=1.0)
+    bicubic = psnr(dg.bicubic_up(lr, 4).clamp(0, 1), hr, peak=1.0)
     assert ours > bicubic + 0.3

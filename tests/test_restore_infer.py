@@ -6,7 +6,8 @@ from PIL import Image
 from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (autouse fixture)
 
 from resgan.cli import main
-from resgan.restore.infer import estimate_sigma, read_image
+from resgan.imageio import read_image
+from resgan.restore.infer import estimate_sigma
 
 
 def run(capsys, *args):

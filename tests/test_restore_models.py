@@ -6,8 +6,7 @@ import torch
 from test_restore_helpers import one_thread, tiny_cfg  # noqa: F401 (autouse fixture)
 
 from resgan.restore.infer import RestoreModel, restore_array, tiled_forward
-from resgan.restore.models import InpaintNet, PatchDiscriminator, RestoreNet, SRNet, build_net
-from resgan.restore.task import pad_forward
+from resgan.restore.models import InpaintNet, PatchDiscriminator, RestoreNet, SRNet, build_net, pad_forward
 
 
 def randomised(net):

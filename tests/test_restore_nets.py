@@ -13,8 +13,8 @@ from resgan.config import config_from_dict
 from resgan.restore import degradations as dg
 from resgan.restore.data import random_crops, whole_images
 from resgan.restore.ffc import FFCInpaintNet, FourierUnit, pushpull_fill
-from resgan.restore.models import UNetRestorer, build_net
-from resgan.restore.task import Restorer, pad_forward
+from resgan.restore.models import UNetRestorer, build_net, pad_forward
+from resgan.restore.task import Restorer
 from resgan.train import train
 
 

@@ -23,9 +23,10 @@ from test_restore_helpers import one_thread, tiny_model_file  # noqa: E402, F401
 from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
 from resgan.config import load_config  # noqa: E402
-from resgan.gan import build_generator  # noqa: E402
+from resgan.gan.models import build_generator  # noqa: E402
+from resgan.imageio import sniff  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
-from resgan.serve.app import Limits, WorkQueue, create_app, load_registry, sniff  # noqa: E402
+from resgan.serve.app import Limits, WorkQueue, create_app, load_registry  # noqa: E402
 
 CLASSES = [f"digit{i}" for i in range(10)]
 
@@ -283,7 +284,7 @@ def test_models_loaded_once(registry, monkeypatch):
     def no_load(*a, **k):
         raise AssertionError("a model was loaded during a request")
 
-    monkeypatch.setattr(serve_app, "load_model", no_load)
+    monkeypatch.setattr(serve_app, "load_restorer", no_load)
     monkeypatch.setattr(serve_app, "load_generator", no_load)
     with TestClient(create_app(registry, LIMITS)) as c:
         for _ in range(2):
@@ -349,18 +350,16 @@ def test_work_queue_drops_timed_out_queued_jobs():
 
 
 def test_default_models_skip_absent_builtins(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(serve_app, "RESTORE_DIR", tmp_path)
-    monkeypatch.setattr(serve_app, "GEN_DIR", tmp_path)
+    import resgan.zoo as zoo
+
+    monkeypatch.setattr(zoo, "BUILTIN_DIR", tmp_path)
     with caplog.at_level("INFO", logger="resgan.serve"):
         reg = load_registry(None)
     assert not reg.names()
     for name in ("inpaint", "denoise_gray", "sr_x4", "mnist"):
         assert "skipping built-in" in caplog.text and f" {name}: weights absent" in caplog.text
     # a built-in whose weights are present is served
-    import resgan.restore.infer as infer
-
-    monkeypatch.setattr(infer, "BUILTIN_DIR", tmp_path)
-    tiny_model_file(tmp_path, "inpaint", 3).rename(tmp_path / infer.BUILTINS["inpaint"])
+    tiny_model_file(tmp_path, "inpaint", 3).rename(zoo.builtin_path("inpaint"))
     caplog.clear()
     with caplog.at_level("INFO", logger="resgan.serve"):
         reg = load_registry([])

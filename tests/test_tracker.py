@@ -10,8 +10,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from resgan.config import load_config
+from resgan.gan.tracker import reference_spec
 from resgan.metrics import inception as inc
-from resgan.metrics.tracker import reference_spec
 from resgan.train import CHECKPOINT, train
 
 

@@ -9,7 +9,7 @@ from resgan import checkpoint as ckpt_mod
 from resgan.checkpoint import load_checkpoint, save_checkpoint
 from resgan.config import load_config
 from resgan.errors import ResganError, TrainingDiverged
-from resgan.gan import GAN
+from resgan.gan.task import GAN
 from resgan.train import CHECKPOINT, resume_config, train
 
 
@@ -124,3 +124,14 @@ def test_steps_move_losses_the_expected_way():
     assert d[-1] < d[0] - 0.3
     g = _losses_on_fixed_batch(gan, real, y, 15, "g")  # G alone against a fixed D: it fools D more
     assert g[-1] < g[0] - 0.3
+
+
+def test_every_task_follows_the_task_protocol():
+    """The loop calls nothing a task lacks: every TASKS entry has every method of train.Task."""
+    from resgan.train import TASKS, Task
+
+    wanted = [n for n, v in vars(Task).items() if not n.startswith("_") and callable(getattr(Task, n))]
+    assert {"load_data", "configure", "train_step", "validate", "sample_grid", "modules"} <= set(wanted)
+    for name, cls in TASKS.items():
+        missing = [n for n in wanted if not callable(getattr(cls, n, None))]
+        assert not missing, f"task {name} lacks {missing}"

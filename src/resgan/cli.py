@@ -1,4 +1,4 @@
-"""``resgan`` command line: train | generate | export (more verbs join as they land).
+"""``resgan`` command line: train | generate | export | restore | evaluate | serve.
 
 Every user error is one line on stderr and exit code 2; nothing half-written is left.
 """
@@ -37,7 +37,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate, load_generator, parse_seeds, write_images
+    from .gan.sampling import generate, parse_seeds, write_images
+    from .zoo import load_generator
 
     seeds = parse_seeds(args.seeds)
     G, _ = load_generator(args.source, args.device)
@@ -48,9 +49,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .generate import export_generator
+    from .zoo import export
 
-    print(f"wrote {export_generator(args.source, Path(args.out), half=not args.fp32)}")
+    print(f"wrote {export(args.source, Path(args.out), half=not args.fp32)}")
     return 0
 
 
@@ -108,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu")
     g.set_defaults(func=cmd_generate)
 
-    e = sub.add_parser("export", help="write a run's EMA generator alone (the built-in weights format)")
-    e.add_argument("source")
+    e = sub.add_parser("export", help="write a run's EMA generator or restoration net alone (the built-in format)")
+    e.add_argument("source", help="run directory, checkpoint file or built-in name (a GAN or a restore run)")
     e.add_argument("--out", required=True)
     e.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     e.set_defaults(func=cmd_export)

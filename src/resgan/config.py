@@ -256,6 +256,45 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise ResganError(message)
     if cfg.task == "restore":
-        from .restore.task import validate_restore
-
         validate_restore(cfg)
+
+
+RESTORE_KINDS = ("denoise", "deblur", "jpeg", "sr", "inpaint", "real")
+
+
+def validate_restore(cfg: Config) -> None:
+    r = cfg.restore
+    checks = [
+        (r.kind in RESTORE_KINDS, f"restore.kind must be one of {', '.join(RESTORE_KINDS)}, got {r.kind!r}"),
+        (r.scale in (2, 3, 4), f"restore.scale must be 2, 3 or 4, got {r.scale}"),
+        (r.kind != "sr" or r.crop % r.scale == 0, "restore.crop must be a multiple of restore.scale"),
+        (r.crop >= 8 and r.patches_per_image >= 0, "restore.crop must be >= 8 and patches_per_image >= 0"),
+        (r.arch != "unet" or (r.levels >= 1 and r.crop % (r.down * 2 ** (r.levels - 1)) == 0),
+         "restore.arch=unet needs levels >= 1 and restore.crop a multiple of down * 2**(levels - 1)"),
+        (0 <= r.quantize <= 1, "restore.quantize must be within 0..1"),
+        (r.down in (1, 2, 4), "restore.down must be 1, 2 or 4"),
+        (r.kind not in ("denoise", "deblur", "jpeg", "real") or r.crop % r.down == 0,
+         "restore.crop must be a multiple of restore.down"),
+        (r.kind != "inpaint" or r.crop % 4 == 0, "restore.crop must be a multiple of 4 for inpainting"),
+        (r.mask in ("strokes", "boxes", "mixed", "folder", "lama", "lama_thin", "lama_medium", "lama_thick"),
+         "restore.mask must be strokes, boxes, mixed, lama, lama_thin, lama_medium, lama_thick or folder"),
+        (r.arch in {"inpaint": ("gated", "ffc", "resnet"), "sr": ("resnet", "rfdn")}.get(r.kind, ("resnet", "unet")),
+         f"restore.arch {r.arch!r} does not fit restore.kind {r.kind!r} (resnet or unet; inpaint: gated or ffc; "
+         "sr: resnet or rfdn)"),
+        (r.kind != "inpaint" or r.arch != "ffc" or r.crop % 2**r.levels == 0,
+         "restore.crop must be a multiple of 2**restore.levels for arch=ffc"),
+        (r.gan_loss in ("hinge", "nonsaturating"), "restore.gan_loss must be hinge or nonsaturating"),
+        (r.r1_gamma >= 0, "restore.r1_gamma must be >= 0"),
+        (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
+        (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
+        (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),
+        (r.sigma >= 0 and (r.sigma_max == 0 or r.sigma_max >= r.sigma), "restore.sigma_max must be 0 or >= sigma"),
+        (len(r.jpeg_quality) == 2 and 1 <= r.jpeg_quality[0] <= r.jpeg_quality[1] <= 100,
+         "restore.jpeg_quality must be [lo, hi] within 1..100"),
+        (len(r.blur_sigma) == 2 and 0 < r.blur_sigma[0] <= r.blur_sigma[1], "restore.blur_sigma must be [lo, hi] > 0"),
+        (r.width >= 1 and r.blocks >= 1 and len(r.dilations) >= 1, "restore.width/blocks/dilations must be >= 1"),
+        (r.val_every >= 1, "restore.val_every must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ResganError(message)

@@ -75,15 +75,6 @@ def average_stats(stats: dict[str, float], world: World, device: torch.device) -
     return {k: float(v) / world.size for k, v in zip(keys, t.tolist())}
 
 
-def any_rank(flag: bool, world: World, device: torch.device) -> bool:
-    """True on every rank if ``flag`` is true on any rank (for agreeing on errors)."""
-    if world.size == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()

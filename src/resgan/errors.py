@@ -2,7 +2,13 @@
 
 
 class ResganError(Exception):
-    """A user-facing error: bad input, bad config, unusable data or checkpoint."""
+    """A user-facing error: bad input, bad config, unusable data or checkpoint. ``status``: the
+    HTTP code ``resgan serve`` answers it with (400 unless the input was too large, 413, or of
+    a type it does not take, 415)."""
+
+    def __init__(self, message: str = "", status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 class TrainingDiverged(ResganError):

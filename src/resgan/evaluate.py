@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import LATEST
-from .config import DataConfig
+from .config import DataConfig, config_from_dict
 from .data import IMAGE_EXTS, LOADERS
 from .errors import ResganError
 
@@ -55,10 +55,10 @@ class Source:
 
 
 def source_kind(spec: str) -> str:
-    from .generate import BUILTIN_GENERATORS
+    from .zoo import builtins
 
     p = Path(spec)
-    if spec in BUILTIN_GENERATORS:
+    if spec in builtins("gan"):
         return "generator"
     if p.is_dir():
         return "generator" if (p / LATEST).is_file() else "folder"
@@ -143,8 +143,8 @@ def generate_samples(spec: str, n: int, device: str = "cpu", batch_size: int = 2
     from tqdm import tqdm
 
     from .data import to_uint8
-    from .generate import generate, load_generator
-    from .metrics.cas import generator_data_config
+    from .gan.sampling import generate
+    from .zoo import load_generator
 
     G, meta = load_generator(spec, device)
     images, labels = [], []
@@ -296,11 +296,30 @@ def _cas(src_a: Source, src_b: Source | None, cache_dir, progress: bool) -> dict
     return {"cas": acc, "cas_real_accuracy": info["real_accuracy"], "cas_data": f"{data.name}:{data.split}"}
 
 
-def fid_from_generator(source: str, reference: str, n: int = DEFAULT_SAMPLES, fast: bool = False,
-                       **kwargs) -> float:
-    """FID of ``n`` class-balanced samples of a generator (run dir, checkpoint, built-in name)
-    against a reference (data set spec or folder; its features are cached)."""
-    return evaluate(source, reference, ("fid",), n=n, fast=fast, **kwargs)["fid"]
+def generator_data_config(meta: dict) -> DataConfig:
+    """The DataConfig a checkpoint's generator was trained on (from its meta['config'])."""
+    return config_from_dict(meta["config"]).data
+
+
+def cas_for_generator(source: str | Path, n: int = 1000, data: DataConfig | None = None, epochs: int = 2,
+                      seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu",
+                      progress: bool = False) -> dict:
+    """CAS of a conditional generator (run dir, checkpoint or built-in name): ``n`` class-balanced
+    samples (seeds 0..n-1, class = seed % classes), scored by the classifier of ``data`` (default:
+    the data set the generator was trained on). Returns {"cas", "n", "real_accuracy", "classes"}."""
+    from .data import to_uint8
+    from .gan.sampling import generate
+    from .metrics.cas import classifier_accuracy, load_or_train_classifier
+    from .zoo import load_generator
+
+    G, meta = load_generator(source, device)
+    if not G.num_classes:
+        raise ResganError(f"{source} is unconditional: CAS needs a class-conditional generator")
+    data = data or generator_data_config(meta)
+    images, labels = generate(G, list(range(n)))
+    _, info = load_or_train_classifier(data, epochs, seed, cache_dir, progress)
+    acc = classifier_accuracy(to_uint8(images), labels, data, epochs, seed, cache_dir)
+    return {"cas": acc, "n": n, "real_accuracy": info["real_accuracy"], "classes": info["num_classes"]}
 
 
 LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "precision": "precision", "recall": "recall",

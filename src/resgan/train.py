@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import yaml
+from torch import nn
 from tqdm import tqdm
 
 from . import __version__
@@ -27,20 +30,56 @@ from .checkpoint import (
     unprefixed,
 )
 from .config import Config, config_from_dict
-from .data import BatchSampler, ImageSet, load_dataset, to_float
-from .dist import World, average_stats, barrier, init_world, shutdown
+from .data import BatchSampler, ImageSet, to_float
+from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown
 from .errors import ResganError, TrainingDiverged
-from .gan import GAN
+from .gan.task import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
 
 CHECKPOINT = LATEST
 
-# cfg.task -> the class that owns that task's models, optimizers and train step. A task has
-# train_step(next_batch) -> dict, images_per_step(), finalize_ema(), sample_grid() -> (images, ncol),
-# modules(), optimizers(), steps_done, and optionally validate() -> dict of metrics.
-TASKS: dict[str, type] = {"gan": GAN}
-TASKS["restore"] = Restorer  # resgan.restore: data from Restorer.load_data(cfg)
+Batch = tuple[torch.Tensor, torch.Tensor]  # images in [-1, 1] (N, C, H, W), labels (N,)
+
+
+class Task(Protocol):
+    """What the loop needs of a task (the class that owns its models, optimizers and step).
+
+    The loop knows nothing else about a task: it loads the data with ``load_data``, lets the task
+    adjust the config to it (``configure``), then calls ``train_step`` once per step, ``validate``
+    every step (the task keeps its own schedule and returns ``{}`` when nothing is due),
+    ``sample_grid`` every ``sample_every`` steps, and saves ``modules`` / ``optimizers`` /
+    ``steps_done`` (after ``finalize_ema``) in each checkpoint.
+    """
+
+    cfg: Config
+    steps_done: int
+
+    @staticmethod
+    def load_data(cfg: Config) -> ImageSet: ...
+
+    @staticmethod
+    def configure(cfg: Config, data: ImageSet) -> Config: ...
+
+    def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE) -> None: ...
+
+    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, float]: ...
+
+    def images_per_step(self) -> int: ...
+
+    def finalize_ema(self) -> None: ...
+
+    def sample_grid(self) -> tuple[torch.Tensor, int]: ...
+
+    def validate(self) -> dict[str, float]: ...
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+
+# cfg.task -> its Task: the one table of tasks
+TASKS: dict[str, type[Task]] = {"gan": GAN, "restore": Restorer}
 
 
 def pick_device(name: str) -> torch.device:
@@ -49,17 +88,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ResganError(f"train.device={name} but CUDA is not available")
     return torch.device(name)
-
-
-def resolve_classes(cfg: Config, data: ImageSet) -> Config:
-    """Set model.num_classes from the data when the run is conditional."""
-    if cfg.task != "gan":
-        return cfg
-    n = len(data.classes) if cfg.data.conditional else 0
-    if cfg.data.conditional and n < 2:
-        raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
-                          "(for a folder: one sub-folder per class); set data.conditional=false")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
 
 
 def save_run_checkpoint(path: Path, task, step: int, sampler: BatchSampler, classes: list[str]) -> None:
@@ -134,9 +162,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
         raise ResganError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if cfg.task not in TASKS:
         raise ResganError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    load_data = getattr(TASKS[cfg.task], "load_data", None)  # a task may bring its own data
-    data = load_data(cfg) if load_data else load_dataset(cfg.data)
-    cfg = resolve_classes(cfg, data)
+    data = TASKS[cfg.task].load_data(cfg)
+    cfg = TASKS[cfg.task].configure(cfg, data)
     world = init_world(cfg.train.device)
     try:
         return _train(cfg, data, run_dir, resume, progress, world)
@@ -152,11 +179,8 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
         torch.cuda.set_device(device)
     if cfg.train.batch_size % world.size:
         raise ResganError(f"train.batch_size {cfg.train.batch_size} must be a multiple of the world size {world.size}")
-    if cfg.model.d_mbstd and (cfg.train.batch_size // world.size) % cfg.model.d_mbstd:
-        raise ResganError(f"model.d_mbstd {cfg.model.d_mbstd} must divide the per-rank batch "
-                          f"{cfg.train.batch_size // world.size}")
     torch.manual_seed(cfg.train.seed)  # the same on every rank: noise is drawn globally, then sliced
-    task = TASKS[cfg.task](cfg, device, world) if world.size > 1 else TASKS[cfg.task](cfg, device)
+    task = TASKS[cfg.task](cfg, device, world)
     sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
     step = load_run_checkpoint(ckpt_path, task, sampler) if resume else 0
 
@@ -168,7 +192,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
     images, labels = data.images, data.labels
     part = world.slice(cfg.train.batch_size)
 
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    def next_batch() -> Batch:
         idx = sampler.next()[part]
         return to_float(images[idx]).to(device, non_blocking=True), labels[idx].to(device)
 
@@ -195,7 +219,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
             if main and (step % cfg.train.sample_every == 0 or step == cfg.train.steps):
                 grid, ncol = task.sample_grid()
                 save_png(make_grid(grid, ncol), run_dir / "samples" / f"step_{step:07d}.png")
-            if main and hasattr(task, "validate"):  # the task keeps its own schedule (val_every, fid_every)
+            if main:  # the task keeps its own schedule (val_every, fid_every)
                 scores = task.validate()
                 if scores:
                     log.log(step, scores)

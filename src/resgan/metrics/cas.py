@@ -6,7 +6,8 @@ Public API (``benchmarks/mnist_cas.py`` and ``resgan evaluate --metrics cas`` us
 
     clf, info = load_or_train_classifier(data_cfg)           # DataConfig of the real data
     acc = classifier_accuracy(images_uint8, labels, data_cfg) # float in [0, 1]
-    result = cas_for_generator("runs/x", n=1000)              # dict: cas, n, real_accuracy, ...
+
+(``resgan.evaluate.cas_for_generator`` samples a generator and scores it with these.)
 """
 
 from __future__ import annotations
@@ -156,29 +157,3 @@ def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor, data: DataCo
     if int(labels.max()) >= info["num_classes"] or int(labels.min()) < 0:
         raise ResganError(f"labels must lie in 0..{info['num_classes'] - 1}")
     return _accuracy(model, images, labels, info["resolution"], info["channels"])
-
-
-def generator_data_config(meta: dict) -> DataConfig:
-    """The DataConfig a checkpoint's generator was trained on (from its meta['config'])."""
-    from ..config import config_from_dict
-
-    return config_from_dict(meta["config"]).data
-
-
-def cas_for_generator(source: str | Path, n: int = 1000, data: DataConfig | None = None, epochs: int = 2,
-                      seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu",
-                      progress: bool = False) -> dict:
-    """CAS of a conditional generator (run dir, checkpoint or built-in name): ``n`` class-balanced
-    samples (seeds 0..n-1, class = seed % classes), scored by the classifier of ``data`` (default:
-    the data set the generator was trained on). Returns {"cas", "n", "real_accuracy", "classes"}."""
-    from ..data import to_uint8
-    from ..generate import generate, load_generator
-
-    G, meta = load_generator(source, device)
-    if not G.num_classes:
-        raise ResganError(f"{source} is unconditional: CAS needs a class-conditional generator")
-    data = data or generator_data_config(meta)
-    images, labels = generate(G, list(range(n)))
-    _, info = load_or_train_classifier(data, epochs, seed, cache_dir, progress)
-    acc = classifier_accuracy(to_uint8(images), labels, data, epochs, seed, cache_dir)
-    return {"cas": acc, "n": n, "real_accuracy": info["real_accuracy"], "classes": info["num_classes"]}

@@ -1,6 +1,8 @@
-"""PSNR and SSIM for restoration results, computed as BasicSR reports them.
+"""PSNR and SSIM for restoration results, computed as BasicSR reports them: the one implementation
+that ``resgan evaluate``, the restore task's validation and the benchmarks all call.
 
-Images are uint8 (C, H, W) or (H, W, C) arrays or tensors on the 0-255 scale. ``crop_border``
+Images are (C, H, W), (H, W, C) or (N, C, H, W) arrays or tensors, uint8 on the 0-255 scale by
+default, or any range with its ``peak`` (the restore task's [0, 1] tensors: ``peak=1.0``). ``crop_border``
 pixels are removed on every side first. ``y=True`` measures the luma channel only (ITU-R BT.601,
 ``16 + (65.481 R + 128.553 G + 24.966 B) / 255``, not rounded), the figure most SR papers quote.
 SSIM: Gaussian window 11x11, sigma 1.5, 'valid' filtering, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2,
@@ -18,11 +20,13 @@ from ..errors import ResganError
 
 
 def _chw(img) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(img)) if not isinstance(img, torch.Tensor) else img
+    t = torch.as_tensor(np.asarray(img)) if not isinstance(img, torch.Tensor) else img.detach().cpu()
+    if t.dim() == 4:  # a batch: its images side by side as channels (the same mean over pixels)
+        t = t.reshape(-1, *t.shape[2:])
     if t.dim() == 2:
         t = t[None]
     if t.dim() != 3:
-        raise ResganError(f"an image must be (C, H, W) or (H, W, C), got shape {tuple(t.shape)}")
+        raise ResganError(f"an image must be (C, H, W), (H, W, C) or (N, C, H, W), got shape {tuple(t.shape)}")
     if t.shape[0] not in (1, 3) and t.shape[-1] in (1, 3):
         t = t.permute(2, 0, 1)
     return t.double()
@@ -36,8 +40,12 @@ def to_y(img: torch.Tensor) -> torch.Tensor:
     return (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0)[None]
 
 
-def _prepare(img, ref, crop_border: int, y: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(img, ref, crop_border: int, y: bool, peak: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if y and peak != 255.0:
+        raise ResganError("y=True measures BT.601 luma of 0-255 images (peak 255)")
     a, b = _chw(img), _chw(ref)
+    if y and a.shape[0] not in (1, 3):
+        raise ResganError(f"y=True measures one grey or RGB image, got {a.shape[0]} channels")
     if a.shape != b.shape:
         raise ResganError(f"image shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
     if crop_border:
@@ -48,11 +56,11 @@ def _prepare(img, ref, crop_border: int, y: bool) -> tuple[torch.Tensor, torch.T
     return a, b
 
 
-def psnr(img, ref, crop_border: int = 0, y: bool = False) -> float:
+def psnr(img, ref, crop_border: int = 0, y: bool = False, peak: float = 255.0) -> float:
     """PSNR in dB (inf for identical images)."""
-    a, b = _prepare(img, ref, crop_border, y)
+    a, b = _prepare(img, ref, crop_border, y, peak)
     mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
 
 
 def gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -70,13 +78,13 @@ def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out[:, r:-r, r:-r]
 
 
-def ssim(img, ref, crop_border: int = 0, y: bool = False) -> float:
+def ssim(img, ref, crop_border: int = 0, y: bool = False, peak: float = 255.0) -> float:
     """Mean SSIM (per channel, then averaged)."""
-    a, b = _prepare(img, ref, crop_border, y)
+    a, b = _prepare(img, ref, crop_border, y, peak)
     if min(a.shape[1:]) < 11:
         raise ResganError("SSIM needs images of at least 11x11 pixels (after the border crop)")
     x, z = a.numpy(), b.numpy()
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     g = gaussian_1d()
     mu_x, mu_z = _filter_valid(x, g), _filter_valid(z, g)
     sxx = _filter_valid(x * x, g) - mu_x**2

@@ -121,13 +121,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float],
     return blur(x, gaussian_kernel(float(sigma)))
 
 
-def motion_blur(x: torch.Tensor, length: float, angle: float) -> torch.Tensor:
-    return blur(x, motion_kernel(length, angle))
-
-
-# ---------------------------------------------------------------- JPEG and resizing
-
-
 def jpeg(x: torch.Tensor, quality: int | tuple[int, int], rng: np.random.Generator | None = None) -> torch.Tensor:
     """JPEG round trip through Pillow at a fixed quality or one drawn per image from [lo, hi]."""
     out = []
@@ -322,23 +315,3 @@ def realworld(x: torch.Tensor, generator: torch.Generator | None = None, noise: 
             xi = add_poisson_noise(xi, (10.0, 100.0), generator)
         out.append(xi.clamp(0, 1))
     return jpeg(torch.cat(out), quality, numpy_rng(generator))
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
-    """PSNR in dB between two images (same shape, same range)."""
-    mse = torch.mean((a.double() - b.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
-    """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) over channels; (N, C, H, W)."""
-    a, b = a.double(), b.double()
-    k = gaussian_kernel(1.5, 11).double()[None, None].repeat(a.shape[1], 1, 1, 1)
-    c = a.shape[1]
-    mu_a, mu_b = F.conv2d(a, k, groups=c), F.conv2d(b, k, groups=c)
-    saa = F.conv2d(a * a, k, groups=c) - mu_a**2
-    sbb = F.conv2d(b * b, k, groups=c) - mu_b**2
-    sab = F.conv2d(a * b, k, groups=c) - mu_a * mu_b
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return float(s.mean())

@@ -8,104 +8,38 @@ line on stderr; the other files are still processed and the exit code says some 
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from .. import __version__
-from ..checkpoint import atomic_write_bytes, checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
-from ..config import Config, config_from_dict
+from ..checkpoint import atomic_write_bytes
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
-from .models import build_net
-from .task import pad_forward
+from ..imageio import DEFAULT_MAX_PIXELS, encode_image, keep_known, list_folder, read_image, read_mask
+from ..zoo import RestoreModel, load_restorer
+from .models import pad_forward
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "weights"
-# built-in name -> file; RESTORE_TASKS: task -> its default built-in (None: train one first)
-BUILTINS = {"denoise_gray": "restore_denoise_gray.safetensors", "inpaint": "restore_inpaint.safetensors",
-            "sr_x4": "restore_sr_x4.safetensors"}
+# RESTORE_TASKS: task -> its default built-in in resgan.zoo.BUILTINS (None: train one first)
 RESTORE_TASKS = {"denoise": "denoise_gray", "inpaint": "inpaint", "sr": "sr_x4", "deblur": None, "jpeg": None}
 MASK_RE = re.compile(r"_mask\d*$")
-DEFAULT_MAX_PIXELS = 50_000_000
 
 
-@dataclass
-class RestoreModel:
-    net: torch.nn.Module
-    cfg: Config
-    source: str
-    step: int = 0  # training steps of the weights
-
-    @property
-    def kind(self) -> str:
-        return self.cfg.restore.kind
-
-    @property
-    def channels(self) -> int:
-        return self.cfg.data.channels
-
-    @property
-    def scale(self) -> int:
-        return self.cfg.restore.scale if self.kind == "sr" else 1
-
-
-def resolve_model(task: str, model: str | None) -> Path:
+def load_model(task: str, model: str | None = None, device: str | torch.device = "cpu") -> RestoreModel:
+    """The EMA net of a restore run / exported model (see :mod:`resgan.zoo`) for ``task``, in eval mode."""
     if task not in RESTORE_TASKS:
         raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
     name = model or RESTORE_TASKS[task]
     if name is None:
         raise ResganError(f"no built-in model for --task {task}; train one (resgan train CONFIG with "
                           f"restore.kind={task}) and pass --model RUN_DIR")
-    if name in BUILTINS:
-        p = BUILTIN_DIR / BUILTINS[name]
-        if not p.is_file():
-            raise ResganError(f"built-in model {name!r} is missing ({p}); reinstall resgan")
-        return p
-    p = checkpoint_file(name)
-    if p is None:
-        raise ResganError(f"no model {name!r}: give a run directory, a .safetensors file or a built-in "
-                          f"({', '.join(BUILTINS)})")
-    return p
-
-
-def load_model(task: str, model: str | None = None, device: str | torch.device = "cpu") -> RestoreModel:
-    """The EMA net of a restore run / exported model for ``task``, in eval mode."""
-    path = resolve_model(task, model)
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != "restore":
-        raise ResganError(f"{path} is not a restoration model (task {meta.get('task')!r})")
-    cfg = config_from_dict(meta["config"])
-    kind = cfg.restore.kind
-    if kind != task and not (kind == "real" and task in ("denoise", "deblur", "jpeg")):
-        raise ResganError(f"{path} is a {kind} model, not a {task} model")
-    net = build_net(cfg)
-    try:
-        net.load_state_dict({k: v.float() for k, v in unprefixed("net_ema", tensors).items()})
-    except RuntimeError as e:
-        raise ResganError(f"{path} does not fit the net its config describes: {str(e).splitlines()[0]}") from None
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return RestoreModel(net.to(device).eval(), cfg, str(path), int(meta.get("step", 0)))
-
-
-def export_model(run: str | Path, out: Path, half: bool = False) -> Path:
-    """Write a run's EMA net and config alone (the built-in format; float16 weights with ``half``)."""
-    path = checkpoint_file(run) or Path(run)
-    tensors, meta = load_checkpoint(path)
-    keep = {k: (v.half() if half and v.is_floating_point() else v) for k, v in tensors.items()
-            if k.startswith("net_ema.")}
-    if not keep or meta.get("task") != "restore":
-        raise ResganError(f"{path} holds no restoration net")
-    save_checkpoint(Path(out), keep, {"kind": "restorer", "task": "restore", "version": __version__,
-                                      "step": meta["step"], "config": meta["config"]})
-    return Path(out)
+    m = load_restorer(name, device)
+    if m.kind != task and not (m.kind == "real" and task in ("denoise", "deblur", "jpeg")):
+        raise ResganError(f"{m.source} is a {m.kind} model, not a {task} model")
+    return m
 
 
 # ---------------------------------------------------------------- tiles
@@ -197,130 +131,6 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
 
 # ---------------------------------------------------------------- files
 
-SUPPORTED_MODES = ("L", "LA", "RGB", "RGBA", "P", "PA", "I;16", "I;16L", "I;16B", "I")
-
-
-@dataclass
-class Loaded:
-    data: np.ndarray  # float32 (H, W, C) in [0, 1], C = 1 or 3
-    alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
-    mode: str  # the output mode
-    bits: int  # 8 or 16
-    raw: np.ndarray  # the stored integers (H, W, C) before scaling (for exact known pixels)
-
-
-def _png_is_16bit_colour(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
-
-
-def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
-    if w * h > max_pixels:
-        raise ResganError(f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
-                          f"(--max-pixels)")
-
-
-def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
-    """Read an image file for restoration; a bad file is a ResganError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ResganError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ResganError(f"{path}: empty file (0 bytes)")
-    if _png_is_16bit_colour(path):
-        return _read_png16_colour(path, max_pixels)
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below, before decoding
-    try:
-        with Image.open(path) as img:
-            _check_size(path, *img.size, max_pixels)
-            mode = img.mode
-            if mode not in SUPPORTED_MODES:
-                raise ResganError(f"{path}: unsupported image mode {mode} (supported: grey, grey+alpha, RGB, "
-                                  f"RGBA, palette, 16-bit grey)")
-            img.load()
-            if mode in ("P", "PA"):
-                img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
-                mode = img.mode
-            arr = np.asarray(img)
-    except ResganError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ResganError(f"{path}: cannot read image (corrupt or not an image): {str(e).splitlines()[0]}") from None
-    bits, alpha = 8, None
-    if mode.startswith("I"):
-        if arr.min() < 0 or arr.max() > 65535:
-            raise ResganError(f"{path}: unsupported image mode {mode} (32-bit integer values)")
-        arr, bits, mode = arr.astype(np.uint16), 16, "I;16"
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if mode in ("LA", "RGBA"):
-        alpha = arr[:, :, -1].astype(np.float32) / 255
-        arr = arr[:, :, :-1]
-    peak = 65535.0 if bits == 16 else 255.0
-    return Loaded(arr.astype(np.float32) / peak, alpha, mode, bits, arr)
-
-
-def _read_png16_colour(path: Path, max_pixels: int) -> Loaded:
-    """16-bit colour PNG (Pillow would read it as 8-bit): needs OpenCV when installed."""
-    try:
-        import cv2
-    except ImportError:
-        raise ResganError(f"{path}: 16-bit colour PNG needs opencv-python-headless (pip install it), "
-                          "or convert the image to 8-bit") from None
-    with Image.open(path) as img:
-        _check_size(path, *img.size, max_pixels)
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
-        raise ResganError(f"{path}: cannot read image (corrupt 16-bit PNG)")
-    arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
-    alpha = arr[:, :, 3].astype(np.float32) / 65535 if arr.shape[2] == 4 else None
-    arr = arr[:, :, :3]
-    return Loaded(arr.astype(np.float32) / 65535, alpha, "RGBA;16" if alpha is not None else "RGB;16", 16, arr)
-
-
-def encode_image(out: np.ndarray, loaded: Loaded, fmt_path: Path) -> bytes:
-    """float (H, W, C) [0, 1] (+ the input's alpha, resized) -> file bytes in the input's mode."""
-    h, w = out.shape[:2]
-    peak = 65535 if loaded.bits == 16 else 255
-    q = np.round(out * peak).clip(0, peak).astype(np.uint16 if loaded.bits == 16 else np.uint8)
-    alpha = loaded.alpha
-    if alpha is not None:
-        if alpha.shape != (h, w):
-            alpha = np.asarray(Image.fromarray(alpha, "F").resize((w, h), Image.Resampling.BICUBIC))
-        q = np.concatenate([q, np.round(alpha.clip(0, 1) * peak).astype(q.dtype)[:, :, None]], 2)
-    ext = fmt_path.suffix.lower()
-    if loaded.mode in ("RGB;16", "RGBA;16"):
-        import cv2
-
-        ok, buf = cv2.imencode(".png", q[:, :, [2, 1, 0, 3][: q.shape[2]]])
-        if not ok:
-            raise ResganError(f"{fmt_path}: cannot encode the 16-bit result")
-        return buf.tobytes()
-    img = Image.fromarray(q[:, :, 0] if q.shape[2] == 1 else q, mode=None)
-    if loaded.mode == "I;16":
-        img = Image.fromarray(q[:, :, 0].astype(np.uint16))
-    buf = io.BytesIO()
-    fmt = Image.registered_extensions().get(ext, "PNG")
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-    img.save(buf, format=fmt, **kwargs)
-    return buf.getvalue()
-
-
-def read_mask(path: Path, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A hole mask (white / non-zero = hole) as bool (H, W); checks it is single-channel and sized like the image."""
-    m = read_image(path, max_pixels)
-    raw = m.data
-    if raw.shape[2] == 3:
-        if not (np.array_equal(raw[:, :, 0], raw[:, :, 1]) and np.array_equal(raw[:, :, 0], raw[:, :, 2])):
-            raise ResganError(f"{path}: mask is not single-channel (its colour channels differ); "
-                              "use a grey or black-and-white mask, white = hole")
-        raw = raw[:, :, :1]
-    h, w = raw.shape[:2]
-    if (w, h) != size:
-        raise ResganError(f"{path}: mask is {w}x{h} but the image is {size[0]}x{size[1]}")
-    return raw[:, :, 0] > 0.5
-
 
 def find_masks(image: Path, mask_arg: str | None) -> list[Path]:
     """The mask(s) of ``image``: --mask (a file, or a folder holding a same-named mask), else
@@ -349,7 +159,7 @@ def collect_inputs(inputs: list[str], task: str) -> list[tuple[Path, Path]]:
     for s in inputs:
         p = Path(s)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            files = list_folder(p)
             if task == "inpaint":
                 files = [f for f in files if not MASK_RE.search(f.stem)]
             out += [(f, Path(f.name)) for f in files]
@@ -375,18 +185,10 @@ def restore_file(model: RestoreModel, path: Path, out_path: Path, mask_arg: str 
             raise ResganError(f"{path}: the output would overwrite the input; choose another --out")
         res = restore_array(model, loaded.data, mask, sigma, tile, overlap)
         # inpainting: known pixels bit-identical to the input's stored integers
-        data = encode_image(res, loaded, dest) if mask is None else _keep_known(res, loaded, mask, dest)
+        data = encode_image(res, loaded, dest) if mask is None else keep_known(res, loaded, mask, dest)
         atomic_write_bytes(dest, data)
         written.append(dest)
     return written
-
-
-def _keep_known(res: np.ndarray, loaded: Loaded, mask: np.ndarray, dest: Path) -> bytes:
-    peak = 65535 if loaded.bits == 16 else 255
-    q = np.round(res * peak).clip(0, peak).astype(loaded.raw.dtype)
-    q = np.where(mask[:, :, None], q, loaded.raw)
-    exact = Loaded(q.astype(np.float32) / peak, loaded.alpha, loaded.mode, loaded.bits, q)
-    return encode_image(exact.data, exact, dest)
 
 
 def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,

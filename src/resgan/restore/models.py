@@ -19,10 +19,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import sn
 from ..config import Config
 from ..errors import ResganError
+from ..gan.blocks import sn
 from .ffc import FFCInpaintNet
+
+
+def pad_forward(net: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``net`` on any H x W: reflect-pad to ``net.multiple`` (the mask with zeros), crop back."""
+    m = getattr(net, "multiple", 1)
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if cond is not None and cond.dim() == 4:
+            cond = F.pad(cond, (0, pw, 0, ph))
+    out = net(x, cond)
+    s = getattr(net, "scale", 1)
+    return out[..., : h * s, : w * s]
 
 
 def conv3(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:

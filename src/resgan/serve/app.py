@@ -18,7 +18,6 @@ import logging
 import math
 import secrets
 import threading
-import warnings
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,19 +30,18 @@ from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..checkpoint import checkpoint_file
 from ..errors import ResganError
-from ..generate import BUILTIN_DIR as GEN_DIR
-from ..generate import BUILTIN_GENERATORS, generate, load_generator, parse_seeds
+from ..gan.sampling import generate, parse_seeds
+from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_known
 from ..report import make_grid
-from ..restore.infer import BUILTIN_DIR as RESTORE_DIR
-from ..restore.infer import BUILTINS as RESTORE_BUILTINS
-from ..restore.infer import RESTORE_TASKS, Loaded, RestoreModel, encode_image, load_model, restore_array
+from ..restore.infer import RESTORE_TASKS, restore_array
+from ..zoo import BUILTINS, RestoreModel, builtin_path, load_generator, load_restorer, resolve
 
 log = logging.getLogger("resgan.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -162,29 +160,16 @@ class Registry:
         return next(iter(self.generators.values()))
 
 
-def _checkpoint_task(path: Path) -> str | None:
-    """The ``task`` of a resgan checkpoint from its header alone (no tensors read)."""
-    import json
-
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("meta", "{}")).get("task")
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear message
-        raise ResganError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
-
-
-def _load_restore(source: str, file: Path, device: str) -> RestoreModel:
-    """A restoration model, whatever its kind (read from the checkpoint): ``real`` serves denoise / deblur / jpeg."""
-    from ..checkpoint import load_checkpoint
-
-    _, meta = load_checkpoint(file)
-    try:
-        kind = meta["config"]["restore"]["kind"]
-    except (KeyError, TypeError):
-        raise ResganError(f"{file} is not a restoration model (no restore.kind in its config)") from None
-    return load_model("denoise" if kind == "real" else kind, source, device)
+def _add(reg: Registry, name: str, source: str | Path, device: str) -> None:
+    """Load one model through :mod:`resgan.zoo`; its task (from the checkpoint) says which kind it is."""
+    task, file = resolve(source)
+    if task == "gan":
+        G, meta = load_generator(file, device)
+        reg.add_generator(name, G, meta)
+    elif task == "restore":
+        reg.add_restore(name, load_restorer(file, device))  # a ``real`` model serves denoise / deblur / jpeg
+    else:
+        raise ResganError(f"{file}: neither a generator nor a restoration model (task {task!r})")
 
 
 def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Registry:
@@ -193,137 +178,36 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
     skipped with a log line)."""
     reg = Registry()
     if not specs:
-        for name, fname in RESTORE_BUILTINS.items():
-            path = RESTORE_DIR / fname
+        for name, (task, _) in BUILTINS.items():
+            what = "generator" if task == "gan" else "restoration model"
+            path = builtin_path(name)
             if not path.is_file():
-                log.warning("skipping built-in restoration model %s: weights absent (%s)", name, path)
+                log.warning("skipping built-in %s %s: weights absent (%s)", what, name, path)
                 continue
-            reg.add_restore(name, _load_restore(name, path, device))
-            log.info("loaded restoration model %s (%s)", name, ", ".join(reg.restore[name].tasks))
-        for name, fname in BUILTIN_GENERATORS.items():
-            if not (GEN_DIR / fname).is_file():
-                log.warning("skipping built-in generator %s: weights absent (%s)", name, GEN_DIR / fname)
-                continue
-            G, meta = load_generator(name, device)
-            reg.add_generator(name, G, meta)
-            log.info("loaded generator %s", name)
+            _add(reg, name, name, device)
+            log.info("loaded %s %s", what, name)
         return reg
     for spec in specs:
         name, source = "", spec
         if "=" in spec and not Path(spec).exists():
             name, source = spec.split("=", 1)
-        if source in RESTORE_BUILTINS:
-            reg.add_restore(name or source, _load_restore(source, RESTORE_DIR / RESTORE_BUILTINS[source], device))
-        elif source in BUILTIN_GENERATORS:
-            G, meta = load_generator(source, device)
-            reg.add_generator(name or source, G, meta)
-        else:
+        if source not in BUILTINS:
             p = Path(source)
             file = checkpoint_file(p) or p
             if not file.is_file():
                 raise ResganError(f"--models {spec}: no such model (give a built-in name "
-                                  f"({', '.join([*RESTORE_BUILTINS, *BUILTIN_GENERATORS])}), a run directory "
-                                  f"or a .safetensors file)")
+                                  f"({', '.join(BUILTINS)}), a run directory or a .safetensors file)")
             if not name:
                 name = file.resolve().parent.name if file.stem == "latest" else file.stem
-            task = _checkpoint_task(file)
-            if task == "gan":
-                G, meta = load_generator(file, device)
-                reg.add_generator(name, G, meta)
-            elif task == "restore":
-                reg.add_restore(name, _load_restore(str(file), file, device))
-            else:
-                raise ResganError(f"{file}: neither a generator nor a restoration model (task {task!r})")
+            source = file
+        _add(reg, name or str(source), source, device)
         log.info("loaded model %s from %s", name or source, source)
     return reg
 
 
 # ---------------------------------------------------------------- images
 
-SNIFF = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
-         (b"BM", "BMP"))
 ACCEPTED = "PNG, JPEG, WebP, BMP or GIF"
-
-
-def sniff(data: bytes) -> str | None:
-    """The image format from the content's magic bytes (the file name and declared type are ignored)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    for magic, fmt in SNIFF:
-        if data.startswith(magic):
-            return fmt
-    return None
-
-
-def decode_image(data: bytes, what: str, max_pixels: int) -> Loaded:
-    """Upload bytes -> :class:`Loaded` (8-bit, or 16-bit grey), EXIF orientation applied (as a
-    browser shows it). Bad input is an :class:`ApiError` (415 / 413 / 400)."""
-    if not data:
-        raise ApiError(400, f"{what}: empty upload")
-    fmt = sniff(data)
-    if fmt is None:
-        raise ApiError(415, f"{what}: not a {ACCEPTED} image (the content is checked, not the name or type)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
-            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
-                w, h = img.size
-                if w < 1 or h < 1:
-                    raise ApiError(400, f"{what}: empty image ({w}x{h})")
-                if w * h > max_pixels:
-                    raise ApiError(413, f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}")
-                img.load()
-                img = ImageOps.exif_transpose(img) if fmt in ("JPEG", "WEBP") else img
-                return _to_loaded(img, what)
-    except ApiError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise ApiError(413, f"{what}: too many pixels, over the limit of {max_pixels:,} ({e})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ApiError(400, f"{what}: cannot decode the {fmt} image (corrupt or truncated): "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-
-
-def _to_loaded(img: Image.Image, what: str) -> Loaded:
-    mode = img.mode
-    if mode in ("P", "PA"):
-        img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode == "La":
-        img = img.convert("LA")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
-        img = img.convert("RGB")
-    elif mode not in ("L", "LA", "RGB", "RGBA") and not mode.startswith("I"):
-        raise ApiError(400, f"{what}: unsupported image mode {mode}")
-    mode, arr = img.mode, np.asarray(img)
-    bits = 8
-    if mode.startswith("I"):
-        if arr.min() < 0 or arr.max() > 65535:
-            raise ApiError(400, f"{what}: unsupported image mode {mode} (32-bit values)")
-        arr, bits, mode = arr.astype(np.uint16), 16, "I;16"
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    alpha = None
-    if mode in ("LA", "RGBA"):
-        alpha = arr[:, :, -1].astype(np.float32) / 255
-        arr = arr[:, :, :-1]
-    peak = 65535.0 if bits == 16 else 255.0
-    return Loaded(arr.astype(np.float32) / peak, alpha, mode, bits, np.ascontiguousarray(arr))
-
-
-def decode_mask(data: bytes, size: tuple[int, int], max_pixels: int) -> np.ndarray:
-    """A hole mask (white = hole; with alpha, transparent = known) -> bool (H, W)."""
-    m = decode_image(data, "mask", max_pixels)
-    h, w = m.data.shape[:2]
-    if (w, h) != size:
-        raise ApiError(400, f"mask is {w}x{h} but the image is {size[0]}x{size[1]}; they must match")
-    grey = m.data
-    if grey.shape[2] == 3:
-        if not (np.array_equal(grey[:, :, 0], grey[:, :, 1]) and np.array_equal(grey[:, :, 0], grey[:, :, 2])):
-            raise ApiError(400, "mask is not single-channel (its colour channels differ); white = hole, black = keep")
-    v = grey[:, :, 0] * (m.alpha if m.alpha is not None else 1.0)
-    return v > 0.5
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -337,11 +221,7 @@ def restore_png(model: RestoreModel, loaded: Loaded, mask: np.ndarray | None, si
     """Restore and encode as PNG in the input's mode; inpainting keeps every known pixel's stored value."""
     out = restore_array(model, loaded.data, mask, sigma, tile, overlap)
     if mask is not None:
-        peak = 65535 if loaded.bits == 16 else 255
-        q = np.round(out * peak).clip(0, peak).astype(loaded.raw.dtype)
-        q = np.where(mask[:, :, None], q, loaded.raw)
-        loaded = Loaded(q.astype(np.float32) / peak, loaded.alpha, loaded.mode, loaded.bits, q)
-        out = loaded.data
+        return keep_known(out, loaded, mask, Path("result.png"))
     return encode_image(out, loaded, Path("result.png"))
 
 
@@ -511,7 +391,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(ResganError)
     async def resgan_error(request, exc: ResganError):
-        return _error(400, str(exc))
+        return _error(exc.status, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):

@@ -7,41 +7,19 @@ The generic loop in :mod:`resgan.train` drives any task with this shape:
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
 
-from .accel import autocast, compile_module, resolve_precision, to_layout
-from .config import Config
+from ..accel import autocast, compile_module, resolve_precision, to_layout
+from ..config import Config
+from ..data import ImageSet, load_dataset
+from ..dist import SINGLE, World, average_gradients
+from ..errors import ResganError
 from .diffaug import diff_augment, parse_policy
-from .dist import SINGLE, World, average_gradients
-from .errors import ResganError
 from .losses import get_loss, gradient_norm_penalty, interpolates, r1_penalty
-from .models import ResNetDiscriminator, ResNetGenerator
-
-
-def build_generator(cfg: Config) -> ResNetGenerator:
-    m = cfg.model
-    return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
-                           tuple(m.g_mults) if m.g_mults else None, m.g_norm, m.cbn_embed)
-
-
-def build_discriminator(cfg: Config) -> ResNetDiscriminator:
-    m = cfg.model
-    return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
-                               tuple(m.d_mults) if m.d_mults else None, m.d_mbstd)
-
-
-def truncated_normal(shape: tuple[int, ...], trunc: float | None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
-    z = torch.randn(shape, generator=generator)
-    if trunc is not None and trunc > 0:
-        bad = z.abs() > trunc
-        while bad.any():
-            z[bad] = torch.randn(int(bad.sum()), generator=generator)
-            bad = z.abs() > trunc
-    return z
+from .models import ResNetGenerator, build_discriminator, build_generator
 
 
 @torch.no_grad()
@@ -70,11 +48,27 @@ def standing_stats(G: ResNetGenerator, batches: int, batch_size: int, seed: int 
 
 
 class GAN:
-    """A residual GAN being trained."""
+    """A residual GAN being trained (a :class:`resgan.train.Task`)."""
+
+    @staticmethod
+    def load_data(cfg: Config) -> ImageSet:
+        return load_dataset(cfg.data)
+
+    @staticmethod
+    def configure(cfg: Config, data: ImageSet) -> Config:
+        """Set model.num_classes from the data when the run is conditional."""
+        n = len(data.classes) if cfg.data.conditional else 0
+        if cfg.data.conditional and n < 2:
+            raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
+                              "(for a folder: one sub-folder per class); set data.conditional=false")
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
 
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world
         t = cfg.train
+        if cfg.model.d_mbstd and (t.batch_size // world.size) % cfg.model.d_mbstd:
+            raise ResganError(f"model.d_mbstd {cfg.model.d_mbstd} must divide the per-rank batch "
+                              f"{t.batch_size // world.size}")
         self.precision = resolve_precision(t.precision, device)
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
@@ -245,7 +239,7 @@ class GAN:
         t = self.cfg.train
         if not t.fid_every or (self.steps_done % t.fid_every and self.steps_done != t.steps):
             return {}
-        from .metrics.tracker import QualityTracker
+        from .tracker import QualityTracker
 
         self.tracker = self.tracker or QualityTracker(self.cfg, self.device)
         self.finalize_ema()

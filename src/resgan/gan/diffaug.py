@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import ResganError
+from ..errors import ResganError
 
 POLICIES = ("color", "translation", "cutout")
 

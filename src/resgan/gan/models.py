@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Config
+from ..errors import ResganError
 from .blocks import DBlock, DBlockOptimized, GBlock, MinibatchStd, sn
-from .errors import ResganError
 
 RESOLUTIONS = (16, 32, 64, 128)
 
@@ -94,3 +95,15 @@ class ResNetDiscriminator(nn.Module):
                 raise ValueError("a conditional discriminator needs class labels")
             out = out + (self.embed(y) * h).sum(dim=1)
         return out
+
+
+def build_generator(cfg: Config) -> ResNetGenerator:
+    m = cfg.model
+    return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
+                           tuple(m.g_mults) if m.g_mults else None, m.g_norm, m.cbn_embed)
+
+
+def build_discriminator(cfg: Config) -> ResNetDiscriminator:
+    m = cfg.model
+    return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
+                               tuple(m.d_mults) if m.d_mults else None, m.d_mbstd)

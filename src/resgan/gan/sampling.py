@@ -1,4 +1,4 @@
-"""Load a trained generator (run directory, checkpoint or built-in name) and sample from it."""
+"""Sample from a generator (loaded by :func:`resgan.zoo.load_generator`): one image per seed, grids, files."""
 
 from __future__ import annotations
 
@@ -7,57 +7,21 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
-from .config import config_from_dict
-from .errors import ResganError
-from .gan import build_generator, truncated_normal
+from ..errors import ResganError
+from ..report import make_grid, save_png
 from .models import ResNetGenerator
-from .report import make_grid, save_png
-
-BUILTIN_DIR = Path(__file__).parent / "weights"
-BUILTIN_GENERATORS = {"mnist": "mnist_cgan32.safetensors"}
 
 
-def resolve_source(source: str | Path) -> Path:
-    """A built-in name, a run directory, or a checkpoint file -> the checkpoint file."""
-    if str(source) in BUILTIN_GENERATORS:
-        return BUILTIN_DIR / BUILTIN_GENERATORS[str(source)]
-    p = checkpoint_file(source)
-    if p is None:
-        raise ResganError(f"no checkpoint at {source} (give a run directory, a .safetensors file, "
-                          f"or a built-in: {', '.join(BUILTIN_GENERATORS)})")
-    return p
-
-
-def load_generator(source: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetGenerator, dict]:
-    """The EMA generator of a run or an exported generator, in eval mode, and the checkpoint's meta."""
-    path = resolve_source(source)
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != "gan":
-        raise ResganError(f"{path} is not a GAN checkpoint (task {meta.get('task')!r})")
-    cfg = config_from_dict(meta["config"])
-    G = build_generator(cfg)
-    state = unprefixed("G_ema", tensors)
-    try:
-        G.load_state_dict({k: v.float() for k, v in state.items()})
-    except RuntimeError as e:
-        raise ResganError(f"{path} does not fit the generator its config describes: {str(e).splitlines()[0]}") from None
-    return G.to(device).eval(), meta
-
-
-def export_generator(source: str | Path, out: Path, half: bool = True) -> Path:
-    """Write only the EMA generator (fp16 by default) and its config: the built-in format."""
-    path = resolve_source(source)
-    tensors, meta = load_checkpoint(path)
-    state = unprefixed("G_ema", tensors)
-    if not state:
-        raise ResganError(f"{path} holds no generator")
-    keep = {f"G_ema.{k}": (v.half() if half and v.is_floating_point() else v) for k, v in state.items()}
-    out_meta = {"kind": "generator", "task": meta["task"], "version": __version__, "step": meta["step"],
-                "config": meta["config"], "classes": meta.get("classes", [])}
-    save_checkpoint(Path(out), keep, out_meta)
-    return Path(out)
+def truncated_normal(shape: tuple[int, ...], trunc: float | None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
+    z = torch.randn(shape, generator=generator)
+    if trunc is not None and trunc > 0:
+        bad = z.abs() > trunc
+        while bad.any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > trunc
+    return z
 
 
 def parse_seeds(text: str) -> list[int]:

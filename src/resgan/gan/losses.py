@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import ResganError
+from ..errors import ResganError
 
 
 def nonsaturating_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -40,8 +40,8 @@ class QualityTracker:
 
     def _reference(self) -> tuple[np.ndarray, np.ndarray]:
         from ..evaluate import Source, load_source, source_features
-        from .features import FeatureExtractor
-        from .stats import mean_cov
+        from ..metrics.features import FeatureExtractor
+        from ..metrics.stats import mean_cov
 
         if self.extractor is None:
             self.extractor = FeatureExtractor(device=str(self.device))
@@ -62,8 +62,8 @@ class QualityTracker:
 
     def _score(self, G: torch.nn.Module) -> dict[str, float]:
         from ..data import to_uint8
-        from ..generate import generate
-        from .stats import fid_from_stats, mean_cov
+        from ..metrics.stats import fid_from_stats, mean_cov
+        from .sampling import generate
 
         mu_ref, sigma_ref = self._reference()
         images, labels = generate(G, list(range(self.cfg.train.fid_samples)))
@@ -72,7 +72,7 @@ class QualityTracker:
         mu, sigma = mean_cov(feats)
         out = {"fid": fid_from_stats(mu, sigma, mu_ref, sigma_ref)}
         if labels is not None:
-            from .cas import classifier_accuracy
+            from ..metrics.cas import classifier_accuracy
 
             out["cas"] = classifier_accuracy(images, labels, dataclasses.replace(self.cfg.data, limit=None))
         return out

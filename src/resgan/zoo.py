@@ -1,0 +1,149 @@
+"""The one place that finds, loads and exports a trained model, whatever its task.
+
+A *source* is a built-in name (``BUILTINS``), a run directory (its ``latest.safetensors``) or a
+``.safetensors`` file (a training checkpoint or an exported model). :func:`resolve` turns it into
+(task, file); :func:`load_generator` / :func:`load_restorer` build the EMA net in eval mode;
+:func:`export` writes the EMA net alone (the built-in format). ``generate``, ``restore``,
+``evaluate`` and ``serve`` all come through here, so a model found by one is found by all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
+from .config import Config, config_from_dict
+from .errors import ResganError
+from .gan.models import ResNetGenerator, build_generator
+from .restore.models import build_net
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
+# built-in name -> (task, file in BUILTIN_DIR); how each was trained: the .md file beside it
+BUILTINS: dict[str, tuple[str, str]] = {
+    "mnist": ("gan", "mnist_cgan32.safetensors"),
+    "denoise_gray": ("restore", "restore_denoise_gray.safetensors"),
+    "inpaint": ("restore", "restore_inpaint.safetensors"),
+    "sr_x4": ("restore", "restore_sr_x4.safetensors"),
+}
+# the EMA net each task exports and infers with (the prefix of its tensors), and the exported kind
+EMA_NET = {"gan": ("G_ema", "generator"), "restore": ("net_ema", "restorer")}
+
+
+def builtin_path(name: str) -> Path:
+    return BUILTIN_DIR / BUILTINS[name][1]
+
+
+def builtins(task: str | None = None) -> list[str]:
+    """Built-in names (of ``task``)."""
+    return [n for n, (t, _) in BUILTINS.items() if task is None or t == task]
+
+
+def checkpoint_task(path: Path) -> str | None:
+    """The ``task`` of a resgan checkpoint from its header alone (no tensors read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("meta", "{}")).get("task")
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear message
+        raise ResganError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def resolve_file(source: str | Path) -> Path:
+    """A built-in name, a run directory or a checkpoint file -> the checkpoint file."""
+    if str(source) in BUILTINS:
+        p = builtin_path(str(source))
+        if not p.is_file():
+            raise ResganError(f"built-in model {source!r} is missing ({p}); reinstall resgan")
+        return p
+    p = checkpoint_file(source)
+    if p is None:
+        raise ResganError(f"no model {str(source)!r} (no checkpoint at {source}; give a run directory, "
+                          f"a .safetensors file or a built-in: {', '.join(BUILTINS)})")
+    return p
+
+
+def resolve(source: str | Path) -> tuple[str | None, Path]:
+    """(task, checkpoint file) of a source; the task is read from the file's header."""
+    if str(source) in BUILTINS:
+        return BUILTINS[str(source)][0], resolve_file(source)
+    path = resolve_file(source)
+    return checkpoint_task(path), path
+
+
+def _load_ema(path: Path, task: str, what: str) -> tuple[Config, dict, dict[str, torch.Tensor]]:
+    tensors, meta = load_checkpoint(path)
+    if meta.get("task") != task:
+        raise ResganError(f"{path} is not {what} (task {meta.get('task')!r})")
+    state = {k: v.float() for k, v in unprefixed(EMA_NET[task][0], tensors).items()}
+    return config_from_dict(meta["config"]), meta, state
+
+
+def load_generator(source: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetGenerator, dict]:
+    """The EMA generator of a run or an exported generator, in eval mode, and the checkpoint's meta."""
+    path = resolve_file(source)
+    cfg, meta, state = _load_ema(path, "gan", "a GAN checkpoint")
+    G = build_generator(cfg)
+    try:
+        G.load_state_dict(state)
+    except RuntimeError as e:
+        raise ResganError(f"{path} does not fit the generator its config describes: {str(e).splitlines()[0]}") from None
+    return G.to(device).eval(), meta
+
+
+@dataclass
+class RestoreModel:
+    net: torch.nn.Module
+    cfg: Config
+    source: str
+    step: int = 0  # training steps of the weights
+
+    @property
+    def kind(self) -> str:
+        return self.cfg.restore.kind
+
+    @property
+    def channels(self) -> int:
+        return self.cfg.data.channels
+
+    @property
+    def scale(self) -> int:
+        return self.cfg.restore.scale if self.kind == "sr" else 1
+
+
+def load_restorer(source: str | Path, device: str | torch.device = "cpu") -> RestoreModel:
+    """The EMA net of a restore run or an exported restorer, in eval mode (any kind)."""
+    path = resolve_file(source)
+    cfg, meta, state = _load_ema(path, "restore", "a restoration model")
+    net = build_net(cfg)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ResganError(f"{path} does not fit the net its config describes: {str(e).splitlines()[0]}") from None
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return RestoreModel(net.to(device).eval(), cfg, str(path), int(meta.get("step", 0)))
+
+
+def export(source: str | Path, out: Path, half: bool = True) -> Path:
+    """Write a run's EMA net (generator or restorer) and config alone, float16 with ``half``: the built-in format."""
+    path = resolve_file(source)
+    tensors, meta = load_checkpoint(path)
+    task = meta.get("task")
+    if task not in EMA_NET:
+        raise ResganError(f"{path} holds no generator or restoration net (task {task!r})")
+    prefix, kind = EMA_NET[task]
+    keep = {k: (v.half() if half and v.is_floating_point() else v) for k, v in tensors.items()
+            if k.startswith(prefix + ".")}
+    if not keep:
+        raise ResganError(f"{path} holds no {kind}")
+    out_meta = {"kind": kind, "task": task, "version": __version__, "step": meta["step"], "config": meta["config"]}
+    if task == "gan":
+        out_meta["classes"] = meta.get("classes", [])
+    save_checkpoint(Path(out), keep, out_meta)
+    return Path(out)

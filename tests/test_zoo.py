@@ -1,0 +1,73 @@
+"""resgan.zoo: one table of built-ins; a name, a run dir or a file -> (task, file); export of either task."""
+
+import pytest
+import torch
+from test_restore_helpers import one_thread, tiny_cfg  # noqa: F401 (autouse fixture)
+
+from resgan import zoo
+from resgan.checkpoint import LATEST, load_checkpoint, prefixed, save_checkpoint
+from resgan.cli import main
+from resgan.errors import ResganError
+from resgan.restore.infer import load_model
+from resgan.restore.models import build_net
+
+
+def fake_restore_run(run_dir):
+    """A restore run's checkpoint as the loop writes it (net, net_ema, meta kind=train), without training."""
+    cfg = tiny_cfg("denoise", 1, sigma=25.0)
+    torch.manual_seed(0)
+    net = build_net(cfg)
+    tensors = {**prefixed("net", net.state_dict()), **prefixed("net_ema", net.state_dict())}
+    save_checkpoint(run_dir / LATEST, tensors, {"kind": "train", "task": "restore", "step": 7,
+                                                "config": cfg.to_dict(), "classes": []})
+    return net
+
+
+@pytest.mark.parametrize("name", list(zoo.BUILTINS))
+def test_builtin_names_resolve_to_their_task(name):
+    task, path = zoo.resolve(name)
+    assert task == zoo.BUILTINS[name][0] and path == zoo.builtin_path(name) and path.is_file()
+    assert zoo.checkpoint_task(path) == task  # the table agrees with the weights' own header
+
+
+def test_run_dir_and_file_resolve(tmp_path):
+    fake_restore_run(tmp_path)
+    assert zoo.resolve(tmp_path) == ("restore", tmp_path / LATEST)
+    assert zoo.resolve(str(tmp_path / LATEST)) == ("restore", tmp_path / LATEST)
+    with pytest.raises(ResganError, match="no model"):
+        zoo.resolve(tmp_path / "nope")
+
+
+def test_builtins_load_with_their_loader():
+    G, meta = zoo.load_generator("mnist")
+    assert meta["task"] == "gan" and G.num_classes == 10
+    m = zoo.load_restorer("inpaint")  # fp16 weights written before zoo existed
+    assert m.kind == "inpaint" and next(m.net.parameters()).dtype == torch.float32
+    with pytest.raises(ResganError, match="not a GAN checkpoint"):
+        zoo.load_generator("denoise_gray")
+    with pytest.raises(ResganError, match="not a restoration model"):
+        zoo.load_restorer("mnist")
+
+
+@pytest.mark.parametrize("fp32", [False, True])
+def test_cli_export_of_a_restore_run_loads_with_the_restore_loader(tmp_path, capsys, fp32):
+    run = tmp_path / "run"
+    run.mkdir()
+    net = fake_restore_run(run)
+    out = tmp_path / "dn.safetensors"
+    assert main(["export", str(run), "--out", str(out), *(["--fp32"] if fp32 else [])]) == 0
+    tensors, meta = load_checkpoint(out)
+    assert meta["kind"] == "restorer" and meta["task"] == "restore" and meta["step"] == 7
+    assert tensors and all(k.startswith("net_ema.") for k in tensors)
+    assert {v.dtype for v in tensors.values() if v.is_floating_point()} == {torch.float32 if fp32 else torch.float16}
+    m = load_model("denoise", str(out))
+    assert m.step == 7 and m.kind == "denoise"
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(m.net.state_dict()[k], v, atol=0 if fp32 else 1e-2, rtol=0 if fp32 else 1e-2)
+
+
+def test_export_refuses_a_foreign_checkpoint(tmp_path):
+    f = tmp_path / "x.safetensors"
+    save_checkpoint(f, {"w": torch.zeros(1)}, {"kind": "train", "task": "other", "step": 0, "config": {}})
+    with pytest.raises(ResganError, match="holds no generator or restoration net"):
+        zoo.export(f, tmp_path / "o.safetensors")
