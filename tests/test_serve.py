@@ -382,3 +382,15 @@ def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
     assert main(["serve", "--models", str(tmp_path / "bad.safetensors")]) == 2
     assert json.dumps(seen["app"].state.limits.__dict__)
+
+
+def test_restore_picks_the_grey_or_colour_model_by_the_image_mode(model_files, tmp_path):
+    colour = tiny_model_file(tmp_path, "denoise", 3, sigma=15.0, sigma_max=50.0, noise_map=True)
+    reg = load_registry([f"grey={model_files['denoise']}", f"colour={colour}"])
+    with TestClient(create_app(reg, LIMITS)) as c:
+        for arr, want in ((photo(40, 48, 3), "colour"), (photo(40, 48, 1), "grey")):
+            r = c.post("/v1/restore", files={"image": ("x.png", png(arr), "image/png")}, data={"task": "denoise"})
+            assert r.status_code == 200 and r.headers["X-Model"] == want
+        r = c.post("/v1/restore", files={"image": ("x.png", png(photo(40, 48, 3)), "image/png")},
+                   data={"task": "denoise", "model": "grey"})  # an explicit model wins
+        assert r.status_code == 200 and r.headers["X-Model"] == "grey"

@@ -25,6 +25,8 @@ from .models import pad_forward
 
 # RESTORE_TASKS: task -> its default built-in in resgan.zoo.BUILTINS (None: train one first)
 RESTORE_TASKS = {"denoise": "denoise_gray", "inpaint": "inpaint", "sr": "sr_x4", "deblur": None, "jpeg": None}
+# tasks with a colour built-in beside the grey one: without --model, each image gets the one of its mode
+COLOUR_DEFAULTS = {"denoise": "denoise_color"}
 MASK_RE = re.compile(r"_mask\d*$")
 
 
@@ -168,11 +170,21 @@ def collect_inputs(inputs: list[str], task: str) -> list[tuple[Path, Path]]:
     return out
 
 
-def restore_file(model: RestoreModel, path: Path, out_path: Path, mask_arg: str | None = None,
-                 sigma: float | None = None, tile: int = 512, overlap: int = 32,
+def default_models(task: str, device: str | torch.device = "cpu") -> RestoreModel | dict[int, RestoreModel]:
+    """The built-in model of ``task``, or {channels: model} where it has a grey and a colour one."""
+    if task in COLOUR_DEFAULTS:
+        return {1: load_model(task, RESTORE_TASKS[task], device), 3: load_model(task, COLOUR_DEFAULTS[task], device)}
+    return load_model(task, None, device)
+
+
+def restore_file(model: RestoreModel | dict[int, RestoreModel], path: Path, out_path: Path,
+                 mask_arg: str | None = None, sigma: float | None = None, tile: int = 512, overlap: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:
-    """Restore one file; returns the written paths (inpainting with several LaMa masks: one each)."""
+    """Restore one file; returns the written paths (inpainting with several LaMa masks: one each).
+    ``model`` may be {channels: model}: the image's mode (grey or colour) picks one."""
     loaded = read_image(path, max_pixels)
+    if isinstance(model, dict):
+        model = model[loaded.data.shape[2]]
     h, w = loaded.data.shape[:2]
     jobs: list[tuple[np.ndarray | None, Path]] = [(None, out_path)]
     if model.kind == "inpaint":
@@ -207,8 +219,8 @@ def restore_paths(inputs: list[str], task: str, out: str, model: str | None = No
         raise ResganError("--tile must be 0 (off) or more than twice --overlap")
     if model is None and task == "sr" and scale not in (None, 4):
         raise ResganError(f"the built-in sr model is x4; for x{scale} pass --model RUN_DIR of an x{scale} model")
-    m = load_model(task, model, device)
-    if scale is not None and scale != m.scale:
+    m = load_model(task, model, device) if model else default_models(task, device)
+    if scale is not None and not isinstance(m, dict) and scale != m.scale:
         raise ResganError(f"{m.source} is an x{m.scale} model, not x{scale}")
     files = collect_inputs(inputs, task)
     if not files:

@@ -133,7 +133,9 @@ class Registry:
                 out.setdefault(t, []).append(e.name)
         return out
 
-    def restorer(self, task: str, name: str | None) -> RestoreEntry:
+    def restorer(self, task: str, name: str | None, channels: int | None = None) -> RestoreEntry:
+        """The named model, else the task's model for images of ``channels`` (grey 1 / colour 3) if
+        one is loaded, else the task's first."""
         if name:
             if name not in self.restore:
                 raise ApiError(404, f"unknown model {name!r}; loaded restoration models: "
@@ -144,9 +146,12 @@ class Registry:
             return e
         if task not in RESTORE_TASKS:
             raise ApiError(400, f"unknown task {task!r}; tasks: {', '.join(RESTORE_TASKS)}")
-        for e in self.restore.values():
-            if task in e.tasks:
+        found = [e for e in self.restore.values() if task in e.tasks]
+        for e in found:
+            if channels is None or e.model.channels == channels:
                 return e
+        if found:
+            return found[0]
         raise ApiError(404, f"no model for task {task!r} is loaded; this server does: "
                             f"{', '.join(self.tasks()) or 'no restoration'}")
 
@@ -451,17 +456,19 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
         image_bytes = await image.read()
         mask_bytes = await mask.read() if mask is not None else None
 
-        def job() -> bytes:
+        def job() -> tuple[bytes, str]:
             loaded = decode_image(image_bytes, "image", limits.max_pixels)
+            chosen = entry if model else registry.restorer(task, None, loaded.data.shape[2])
+            m = chosen.model
             h, w = loaded.data.shape[:2]
             if h * w * m.scale**2 > limits.max_pixels:
                 raise ApiError(413, f"image: x{m.scale} output of {w}x{h} is over the limit of "
                                     f"{limits.max_pixels:,} pixels")
             hole = decode_mask(mask_bytes, (w, h), limits.max_pixels) if mask_bytes is not None else None
-            return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap)
+            return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap), chosen.name
 
-        png = await work.run(job)
-        return Response(png, media_type="image/png", headers={"X-Model": entry.name})
+        png, name = await work.run(job)
+        return Response(png, media_type="image/png", headers={"X-Model": name})
 
     @app.post("/v1/generate", tags=["generate"], response_class=Response,
               responses={200: {"content": {"image/png": {}, "application/zip": {}, "application/json": {}},
