@@ -7,7 +7,14 @@ from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.metrics.psnr_ssim import psnr
 from resgan.restore import degradations as dg
-from resgan.restore.infer import RESTORE_TASKS, load_model, restore_array
+from resgan.restore.infer import (
+    COLOUR_DEFAULTS,
+    RESTORE_TASKS,
+    default_models,
+    load_model,
+    restore_array,
+    tiled_forward,
+)
 from resgan.zoo import BUILTINS
 
 skd = pytest.importorskip("skimage.data", reason="the built-in test images come from scikit-image")
@@ -24,14 +31,46 @@ def test_every_task_default_is_a_shipped_file():
             assert name in BUILTINS and load_model(task).kind == task
 
 
-def test_denoise_builtin_improves_psnr():
-    clean = crop(skd.camera(), 128, 100, 180)
-    noisy = (clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape)).astype(np.float32)
-    model = load_model("denoise")
-    before = psnr(torch.from_numpy(noisy.clip(0, 1)), torch.from_numpy(clean), peak=1.0)
-    for sigma in (25.0, None):  # known and estimated noise level
-        out = restore_array(model, noisy, sigma=sigma)
-        assert psnr(torch.from_numpy(out), torch.from_numpy(clean), peak=1.0) > before + 5
+def test_every_colour_default_is_a_shipped_colour_model():
+    for task, name in COLOUR_DEFAULTS.items():
+        models = default_models(task)
+        assert models[1].channels == 1 and models[3].channels == 3 and models[3].source.endswith(
+            BUILTINS[name][1])
+
+
+def eight_bit_noisy(clean: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """A user's noisy file: noise on the uint8 image, rounded and clipped."""
+    noise = np.random.default_rng(seed).normal(0, sigma, clean.shape)
+    return (np.clip(np.round(clean * 255 + noise), 0, 255) / 255).astype(np.float32)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_denoise_builtins_improve_psnr_on_unseen_photos(channels):
+    """Photos that are not in the training data (scikit-image's), 8-bit noisy files, known and
+    estimated sigma; the model of the image's mode, and a flat colour comes back flat and the same."""
+    clean = crop(skd.camera(), 128, 100, 180) if channels == 1 else crop(skd.coffee(), 128, 100, 200)
+    model = default_models("denoise")[channels]
+    for sigma, gain in ((15, 6), (50, 10)):
+        noisy = eight_bit_noisy(clean, sigma)
+        before = psnr(noisy, clean, peak=1.0)
+        for s in (float(sigma), None):  # known and estimated noise level
+            out = restore_array(model, noisy, sigma=s)
+            assert psnr(out, clean, peak=1.0) > before + gain, (sigma, s)
+    flat = np.ones((96, 96, channels), np.float32) * np.array([153, 38, 25][:channels], np.float32) / 255
+    out = restore_array(model, eight_bit_noisy(flat, 25))
+    assert np.abs(out.reshape(-1, channels).mean(0) - flat[0, 0]).max() < 2 / 255  # no cast
+    assert out.std((0, 1)).max() < 3 / 255  # and no noise left
+
+
+def test_denoise_builtins_tile_like_whole_images():
+    for channels, model in default_models("denoise").items():
+        x = torch.from_numpy(eight_bit_noisy(np.full((1, channels, 200, 264), 0.5, np.float32), 25))
+        x = x + torch.linspace(0, 0.3, 264)  # not flat: the tiles see different content
+        cond = torch.tensor([25 / 255])
+        with torch.no_grad():
+            whole = tiled_forward(model.net, x, cond, tile=0)
+            tiled = tiled_forward(model.net, x, cond, tile=128, overlap=32)
+        assert (whole - tiled).abs().max() < 2 / 255, channels
 
 
 def test_inpaint_builtin_fills_holes_better_than_grey():

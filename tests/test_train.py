@@ -40,7 +40,7 @@ def test_resume_is_exact(tmp_path, loss):
              "train.n_dis": 2, "train.ema_decay": 0.9}
     train(tiny_cfg(**{"train.steps": 6}, **extra), tmp_path / "straight", progress=False)
     train(tiny_cfg(**{"train.steps": 3}, **extra), tmp_path / "resumed", progress=False)
-    cfg = resume_config(tmp_path / "resumed", tiny_cfg(**extra), steps=6)
+    cfg = resume_config(tmp_path / "resumed", None, steps=6)
     train(cfg, tmp_path / "resumed", resume=True, progress=False)
     a = load_file(tmp_path / "straight" / CHECKPOINT)
     b = load_file(tmp_path / "resumed" / CHECKPOINT)
@@ -58,8 +58,16 @@ def test_resume_rules(tmp_path):
     train(tiny_cfg(**{"train.steps": 2}), run, progress=False)
     with pytest.raises(ResganError, match="already holds a run"):
         train(tiny_cfg(**{"train.steps": 2}), run, progress=False)
-    with pytest.raises(ResganError, match="different model"):
-        resume_config(run, tiny_cfg(**{"model.g_width": 16}), steps=4)
+    with pytest.raises(ResganError, match=r"--set model.g_width=16: the run .* was trained with model.g_width="):
+        resume_config(run, ["model.g_width=16"], steps=4)
+    with pytest.raises(ResganError, match="train.seed"):  # the seed belongs to the run
+        resume_config(run, ["train.seed=7"], steps=4)
+    stored = resume_config(run, None)
+    assert stored.train == tiny_cfg(**{"train.steps": 2}).train and stored.data == tiny_cfg().data
+    # an explicit train setting is applied; one that repeats the stored value is fine
+    cfg = resume_config(run, ["train.lr_g=1e-5", f"data.name={stored.data.name}", "data.path=/moved"], steps=4)
+    assert cfg.train.lr_g == 1e-5 and cfg.train.steps == 4 and cfg.model == stored.model
+    assert cfg.data.path == "/moved"  # the same files in another place
 
 
 def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):

@@ -25,11 +25,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
-    cfg = load_config(args.config, overrides)
-    if args.steps is not None:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=args.steps))
-    if args.resume:
-        cfg = resume_config(Path(args.out), cfg, args.steps)
+    if args.resume:  # the run's stored config; CONFIG is not read again
+        cfg = resume_config(Path(args.out), overrides, args.steps)
+    else:
+        cfg = load_config(args.config, overrides)
+        if args.steps is not None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=args.steps))
     signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run saves its step like Ctrl-C
     ckpt = train(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {ckpt}\nreport: {Path(args.out) / 'report.html'}")

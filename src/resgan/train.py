@@ -6,6 +6,7 @@ The run directory holds ``latest.safetensors`` (always the newest whole checkpoi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -29,7 +30,7 @@ from .checkpoint import (
     save_checkpoint,
     unprefixed,
 )
-from .config import Config, config_from_dict
+from .config import Config, apply_overrides, config_from_dict
 from .data import BatchSampler, ImageSet, to_float
 from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown
 from .errors import ResganError, TrainingDiverged
@@ -127,26 +128,41 @@ def load_run_checkpoint(path: Path, task, sampler: BatchSampler) -> int:
     return int(meta["step"])
 
 
-def resume_config(run_dir: Path, cfg: Config | None, steps: int | None) -> Config:
-    """The saved config of ``run_dir``; ``cfg`` (if given) must describe the same model and data."""
+RELOCATABLE = ("data.path", "restore.val_path", "restore.mask_path")  # folders a resumed run may find elsewhere
+
+
+def resume_config(run_dir: Path, overrides: list[str] | None = None, steps: int | None = None) -> Config:
+    """The config stored in ``run_dir``'s checkpoint, with the user's explicit ``--set`` overrides:
+    a ``train.*`` setting (learning rate, logging, ...) is applied and recorded in config.yaml, and so
+    is a moved folder (``data.path``, ``restore.val_path``, ``restore.mask_path``: the same files
+    elsewhere); one that would change the run's task, data, model, restoration setup or seed is an
+    error naming the key, since the weights and the data order belong to them. ``steps``: on to N."""
     if not (run_dir / CHECKPOINT).exists():
         raise ResganError(f"--resume: no checkpoint in {run_dir}")
     _, meta = load_checkpoint(run_dir / CHECKPOINT)
-    if meta.get("kind") != "train":
+    if meta.get("kind") != "train" or not isinstance(meta.get("config"), dict):
         raise ResganError(f"{run_dir / CHECKPOINT} is not a training checkpoint")
-    saved = config_from_dict(meta["config"])
-    if cfg is not None:
-        for section in ("task", "data", "model", "restore"):
-            a, b = getattr(saved, section), getattr(cfg, section)
-            if section == "model":
-                b = dataclasses.replace(b, num_classes=a.num_classes)
+    stored = meta["config"]
+    saved = config_from_dict(stored)
+    new = config_from_dict(apply_overrides(copy.deepcopy(stored), list(overrides or [])))
+    for text in overrides or []:
+        key = text.split("=", 1)[0].strip()
+        section = key.split(".", 1)[0]
+        if (section != "train" or key == "train.seed") and key not in RELOCATABLE:
+            a, b = _lookup(saved, key), _lookup(new, key)
             if a != b:
-                raise ResganError(f"the checkpoint in {run_dir} is a different {section} than the config "
-                                  f"({a} vs {b}); use another --out or the same config")
-        saved = dataclasses.replace(saved, train=dataclasses.replace(cfg.train, steps=saved.train.steps))
+                raise ResganError(f"--set {key}={b!r}: the run in {run_dir} was trained with {key}={a!r}; a resumed "
+                                  "run keeps its task, data, model and seed (use another --out for a new run)")
     if steps is not None:
-        saved = dataclasses.replace(saved, train=dataclasses.replace(saved.train, steps=steps))
-    return saved
+        new = dataclasses.replace(new, train=dataclasses.replace(new.train, steps=steps))
+    return new
+
+
+def _lookup(cfg: Config, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part, None)
+    return node
 
 
 def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = True) -> Path:
