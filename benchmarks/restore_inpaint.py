@@ -1,8 +1,15 @@
-"""Inpainting on DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
-caseN_mask.png holes): PSNR / SSIM of a resgan inpainting model beside OpenCV's Telea and
-DeepFill v2's own caseN_output.png, and CPU latency at 512x512.
+"""Inpainting side by side: resgan models beside OpenCV's Telea and Navier-Stokes on the same inputs.
 
-    .venv/bin/python benchmarks/restore_inpaint.py [--data ../shared/data] [--model inpaint]
+    .venv/bin/python benchmarks/restore_inpaint.py [--data ../shared/data] [--model inpaint] [--part all]
+
+Parts: ``photos``: the 100 held-out BSDS500 ``val`` photos (never trained on) with fixed-seed LaMa-style
+thin / medium / thick masks (``degradations.lama_mask``), per family PSNR / SSIM and FID / KID of the 100
+filled photos against the 100 originals (resgan's own Inception metrics; PSNR rewards blur, FID does
+not), and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
+and masks; ``places2``: DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
+caseN_mask.png holes) with DeepFill v2's own caseN_output.png. Then CPU latency at 512x512.
+``--model`` takes several comma-separated sources (built-in names, run dirs, files), e.g. the
+previous built-in beside a new run.
 
 Needs opencv-python-headless for the Telea baseline (pip install -e '.[bench]').
 PSNR / SSIM are over the whole 680x512 RGB image (known pixels included, as usually reported).
@@ -20,19 +27,120 @@ from restore_common import command, data_root, psnr_u8, ssim_u8, table, to_u8
 from resgan.imageio import read_image, read_mask
 from resgan.restore.infer import load_model, restore_array
 
+FAMILIES = ("thin", "medium", "thick")
+
+
+def classical(cv2, truth: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray:
+    masked = np.where(hole[:, :, None], 0, truth).astype(np.uint8)
+    return cv2.inpaint(masked, hole.astype(np.uint8) * 255, 3, flag)
+
+
+def photos_part(args, models: dict, cv2, rows_out: list) -> None:
+    """bsds500/val with LaMa masks: PSNR / SSIM / FID / KID per family and method."""
+    from PIL import Image
+
+    from resgan.metrics.features import FeatureExtractor
+    from resgan.metrics.stats import fid, kid
+    from resgan.restore.degradations import lama_mask
+
+    folder = data_root(args.data) / "photos" / "bsds500" / "val"
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".jpg", ".png"))[: args.limit]
+    truths = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    fx = FeatureExtractor() if args.fid else None
+
+    def feats(images: list[np.ndarray]) -> np.ndarray:  # 481x321 and 321x481: features one by one
+        return np.concatenate([fx.extract_tensor(torch.from_numpy(im.transpose(2, 0, 1).copy())[None])["pool3"]
+                               for im in images])
+
+    real = feats(truths) if fx else None
+    methods = [*models, "OpenCV Telea", "OpenCV Navier-Stokes"]
+    strip = []
+    for fam in args.families.split(","):
+        rng = np.random.default_rng(args.seed + 1000 * FAMILIES.index(fam))
+        holes = [lama_mask(t.shape[0], t.shape[1], rng, fam) > 0.5 for t in truths]
+        outs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        for truth, hole in zip(truths, holes):
+            for name in methods:
+                t0 = time.perf_counter()
+                if name in models:
+                    out = to_u8(restore_array(models[name], truth.astype(np.float32) / 255, hole))
+                else:
+                    out = classical(cv2, truth, hole, cv2.INPAINT_TELEA if "Telea" in name else cv2.INPAINT_NS)
+                times[name].append(time.perf_counter() - t0)
+                outs[name].append(out)
+        for name in methods:
+            p = np.mean([psnr_u8(o, t) for o, t in zip(outs[name], truths)])
+            q = np.mean([ssim_u8(o, t) for o, t in zip(outs[name], truths)])
+            f_k = ["", ""]
+            if fx:
+                fake = feats(outs[name])
+                f_k = [f"{fid(fake, real):.2f}", f"{kid(fake, real, subset_size=min(100, len(real)))['kid']:.4f}"]
+            rows_out.append([fam, f"{100 * np.mean([h.mean() for h in holes]):.1f}%", name, f"{p:.2f}", f"{q:.4f}",
+                             *f_k, f"{np.median(times[name]):.3f}"])
+        print(table(["masks", "hole", "method", "PSNR", "SSIM", "FID", "KID", "s / image"],
+                    rows_out[-len(methods):]), flush=True)
+        if fam == "thick" and args.strip:
+            for i in range(min(4, len(truths))):
+                shown = np.where(holes[i][:, :, None], 255, truths[i]).astype(np.uint8)
+                row = [shown, *[outs[m][i] for m in methods], truths[i]]
+                strip.append(np.concatenate([r if r.shape[0] <= r.shape[1] else r.transpose(1, 0, 2) for r in row], 1))
+    if strip:
+        Image.fromarray(np.concatenate(strip, 0)).save(args.strip)
+        print(f"strip (hole shown white | {' | '.join(methods)} | truth): {args.strip}")
+
+
+def edgeconnect_part(args, models: dict, cv2) -> None:
+    root = data_root(args.data) / "inpaint" / "edgeconnect_examples"
+    rows = []
+    for sub in ("places2", "psv", "celeba"):
+        for f in sorted((root / sub / "images").glob("*.png")):
+            raw = read_image(f)
+            truth = to_u8(raw.data)
+            if truth.shape[2] != 3:
+                continue
+            hole = read_mask(root / sub / "masks" / f.name, (truth.shape[1], truth.shape[0]))
+            r = [f"{sub}/{f.stem}", f"{hole.mean() * 100:.1f}%"]
+            for model in models.values():
+                out = to_u8(restore_array(model, raw.data, hole))
+                r.append(f"{psnr_u8(out, truth):.2f} / {ssim_u8(out, truth):.4f}")
+            for flag in (cv2.INPAINT_TELEA, cv2.INPAINT_NS):
+                out = classical(cv2, truth, hole, flag)
+                r.append(f"{psnr_u8(out, truth):.2f} / {ssim_u8(out, truth):.4f}")
+            rows.append(r)
+    print(table(["image", "hole", *[f"{m} PSNR / SSIM" for m in models], "Telea", "Navier-Stokes"], rows))
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
-    ap.add_argument("--model", default="inpaint")
+    ap.add_argument("--model", default="inpaint", help="one or more comma-separated model sources")
+    ap.add_argument("--part", default="all", choices=["all", "photos", "edgeconnect", "places2"])
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--limit", type=int, help="photos part: the first N val photos (default all 100)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-fid", dest="fid", action="store_false", help="photos part: skip FID / KID")
+    ap.add_argument("--strip", default="inpaint_thick_strip.png", help="photos part: thick-mask strip ('' = none)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import cv2
 
+    models = {}
+    for src in args.model.split(","):
+        m = load_model("inpaint", src)
+        models[f"resgan {src} ({m.step} steps)"] = m
+    if args.part in ("all", "photos"):
+        photos_part(args, models, cv2, [])
+    if args.part in ("all", "edgeconnect"):
+        edgeconnect_part(args, models, cv2)
+    if args.part not in ("all", "places2"):
+        print(f"\ncommand: {command()}")
+        return
+    model = next(iter(models.values()))
+
     folder = data_root(args.data) / "inpaint" / "places2_examples" / "places2"
     cases = sorted({f.name.split("_")[0] for f in folder.glob("case*_raw.png")}, key=lambda c: int(c[4:]))
-    model = load_model("inpaint", args.model)
     rows, scores = [], {"resgan": [], "telea": [], "deepfill": []}
     for case in cases:
         raw = read_image(folder / f"{case}_raw.png")
