@@ -7,6 +7,7 @@ checkpoint whole and loadable.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -52,10 +53,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """BLAKE2b of every tensor's name, dtype, shape and bytes, in name order: a flipped byte
+    anywhere in the tensor data changes it."""
+    h = hashlib.blake2b(digest_size=20)
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Save ``tensors`` and JSON-able ``meta`` atomically to ``path``."""
+    """Save ``tensors`` and JSON-able ``meta`` atomically to ``path``, with a digest of the tensor data."""
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    header = {"format": FORMAT, "meta": json.dumps(meta)}
+    header = {"format": FORMAT, "meta": json.dumps(meta), "digest": tensor_digest(flat)}
     atomic_write_bytes(path, save(flat, metadata=header))
 
 
@@ -73,6 +85,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         tensors = load_file(str(path))
     except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as e:
         raise ResganError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(meta, dict):
+        raise ResganError(f"{path} is not a resgan checkpoint (its header holds no settings)")
+    if "digest" in header and tensor_digest(tensors) != header["digest"]:  # files before 0.1.1 have none
+        raise ResganError(f"checkpoint {path} is corrupt: its tensor data does not match its digest")
     return tensors, meta
 
 

@@ -37,14 +37,23 @@ def save_png(img: Image.Image, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _step(line: str) -> int | None:
+    """The step of a metrics.jsonl line; None for a blank or torn one (a kill mid-append)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return int(row.get("step", 0)) if isinstance(row, dict) else None
+
+
 class MetricsLog:
     """Appends one JSON object per logged step to ``metrics.jsonl``; mirrors to TensorBoard."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0):
         self.path = run_dir / "metrics.jsonl"
-        if self.path.exists():  # drop lines past the checkpoint we resume from
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= resume_step]
+        if self.path.exists():  # drop lines past the checkpoint we resume from, and a torn last line
+            lines = self.path.read_text().splitlines()
+            kept = [ln for ln in lines if (step := _step(ln)) is not None and step <= resume_step]
             atomic_write_bytes(self.path, "".join(ln + "\n" for ln in kept).encode())
         self.file = open(self.path, "a")
         self.tb = None
@@ -114,7 +123,7 @@ def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
-            if line.strip():
+            if _step(line) is not None:
                 rec = json.loads(line)
                 for k, v in rec.items():
                     if k != "step" and isinstance(v, (int, float)):

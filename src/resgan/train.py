@@ -203,6 +203,8 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
     main = world.is_main
     if main:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # our own writer's, left by a kill mid-write
+            stale.unlink(missing_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     log = MetricsLog(run_dir, step) if main else None
     images, labels = data.images, data.labels
