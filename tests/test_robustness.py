@@ -45,3 +45,32 @@ def test_resume_survives_a_torn_metrics_line_and_clears_stale_temp_files(tmp_pat
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert not list(run.glob(f".{CHECKPOINT}.*.tmp")) and (run / "notes.tmp").exists()
+
+
+def test_a_stop_asked_inside_a_step_saves_that_whole_step_and_resumes_exactly(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from resgan.errors import Stopped
+    from resgan.gan.task import GAN
+    from resgan.train import request_stop
+
+    def cfg(steps):
+        return load_config("digits", tiny_overrides(**{"train.steps": steps, "train.ckpt_every": 100}))
+
+    train(cfg(6), tmp_path / "straight", progress=False)
+    step = GAN.train_step
+
+    def stop_midway(self, next_batch):
+        out = step(self, next_batch)
+        if self.steps_done == 3:
+            request_stop()  # a signal landing inside step 3, after its updates began
+        return out
+
+    monkeypatch.setattr(GAN, "train_step", stop_midway)
+    with pytest.raises(Stopped, match="stopped at step 3"):
+        train(cfg(6), tmp_path / "stopped", progress=False)
+    monkeypatch.setattr(GAN, "train_step", step)
+    assert load_checkpoint(tmp_path / "stopped" / CHECKPOINT)[1]["step"] == 3
+    train(cfg(6), tmp_path / "stopped", resume=True, progress=False)
+    a, b = load_file(tmp_path / "straight" / CHECKPOINT), load_file(tmp_path / "stopped" / CHECKPOINT)
+    assert all(torch.equal(a[k], b[k]) for k in a)

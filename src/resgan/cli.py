@@ -11,16 +11,12 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import ResganError
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+from .errors import ResganError, Stopped
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .train import resume_config, train
+    from .train import request_stop, resume_config, train
 
     overrides = list(args.set or [])
     if args.seed is not None:
@@ -31,7 +27,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
         if args.steps is not None:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=args.steps))
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run saves its step like Ctrl-C
+    # Ctrl-C / SIGTERM: finish the step in progress, save it, exit 130 (a second signal: stop at once)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     ckpt = train(cfg, Path(args.out), resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {ckpt}\nreport: {Path(args.out) / 'report.html'}")
     return 0
@@ -169,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except ResganError as e:
         print(f"resgan: error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"resgan: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("resgan: interrupted", file=sys.stderr)
         return 130

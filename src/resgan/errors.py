@@ -13,3 +13,7 @@ class ResganError(Exception):
 
 class TrainingDiverged(ResganError):
     """A loss became NaN or infinite; the last good checkpoint stays the latest."""
+
+
+class Stopped(Exception):
+    """Training was asked to stop (Ctrl-C / SIGTERM) and saved its last whole step; exit code 130."""

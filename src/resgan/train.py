@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ from .checkpoint import (
 from .config import Config, apply_overrides, config_from_dict
 from .data import BatchSampler, ImageSet, to_float
 from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown
-from .errors import ResganError, TrainingDiverged
+from .errors import ResganError, Stopped, TrainingDiverged
 from .gan.task import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
@@ -81,6 +82,17 @@ class Task(Protocol):
 
 # cfg.task -> its Task: the one table of tasks
 TASKS: dict[str, type[Task]] = {"gan": GAN, "restore": Restorer}
+
+
+_STOP = threading.Event()
+
+
+def request_stop(signum=None, frame=None) -> None:
+    """A signal handler (Ctrl-C, SIGTERM): the loop stops after the step in progress and saves it,
+    so a checkpoint never holds half a step; a second signal stops at once without saving."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+    _STOP.set()
 
 
 def pick_device(name: str) -> torch.device:
@@ -172,6 +184,7 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     """
     run_dir = Path(run_dir)
     ckpt_path = run_dir / CHECKPOINT
+    _STOP.clear()  # a stop asked from here on (even while the data loads) ends the run after a whole step
     if resume and not ckpt_path.exists():
         raise ResganError(f"--resume: no checkpoint in {run_dir}")
     if not resume and ckpt_path.exists():
@@ -245,11 +258,15 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
                 save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
                 last_saved = step
                 write_report(run_dir, title)
+            if _STOP.is_set():  # asked to stop: the step just finished is whole, keep it
+                if main and step > last_saved:
+                    save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
+                    write_report(run_dir, title)
+                raise Stopped(f"stopped at step {step}; checkpoint saved, continue with --resume")
     except KeyboardInterrupt:
-        # a whole step has finished or not started: the state is consistent, keep it
-        if main and step > last_saved:
-            save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
-        raise ResganError(f"interrupted at step {step}; checkpoint saved, continue with --resume") from None
+        # raised anywhere, possibly inside a step: nothing is saved, the last checkpoint stays the latest
+        raise ResganError(f"interrupted during step {step + 1}; the latest checkpoint ({ckpt_path}, step "
+                          f"{last_saved}) is kept, continue with --resume") from None
     finally:
         bar.close()
         if log is not None:
