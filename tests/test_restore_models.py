@@ -79,3 +79,17 @@ def test_noise_map_net_needs_sigma():
     with pytest.raises(Exception, match="sigma"):
         net(torch.rand(1, 1, 8, 8))
     assert net(torch.rand(1, 1, 8, 8), torch.tensor([0.1])).shape == (1, 1, 8, 8)
+
+
+def test_inpainting_runs_whole_images_so_holes_across_tile_edges_have_no_seams():
+    from resgan.restore.ffc import FFCInpaintNet
+
+    net = randomised(FFCInpaintNet(3, 8, 1, 2)).eval()
+    model = RestoreModel(net, tiny_cfg("inpaint", 3), "test")
+    img = np.random.default_rng(0).random((600, 700, 3)).astype(np.float32)
+    mask = np.zeros((600, 700), bool)
+    mask[400:560, 380:640] = True  # crosses the 512-px tile edges of the other tasks
+    with torch.no_grad():
+        default = restore_array(model, img, mask)  # tile 512 asked, but inpainting keeps the whole image
+        whole = restore_array(model, img, mask, tile=0)
+    assert np.array_equal(default, whole)

@@ -27,6 +27,7 @@ from .models import pad_forward
 RESTORE_TASKS = {"denoise": "denoise_gray", "inpaint": "inpaint", "sr": "sr_x4", "deblur": None, "jpeg": None}
 # tasks with a colour built-in beside the grey one: without --model, each image gets the one of its mode
 COLOUR_DEFAULTS = {"denoise": "denoise_color"}
+INPAINT_WHOLE_PIXELS = 2048 * 2048  # inpainting runs on the whole image up to this size (~2 GB peak, FFC net)
 MASK_RE = re.compile(r"_mask\d*$")
 
 
@@ -120,6 +121,8 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
         s = estimate_sigma(img) if sigma is None else sigma
         lo, hi = r.sigma, max(r.sigma, r.sigma_max)
         cond = torch.full((x.shape[0],), min(max(s, lo), hi) / 255.0)
+    if model.kind == "inpaint" and h * w <= INPAINT_WHOLE_PIXELS:
+        tile = 0  # a fill must see the whole hole and its context: tiles would leave seams across holes
     y = tiled_forward(model.net, x.to(device), None if cond is None else cond.to(device), tile, overlap).cpu()
     if model.channels == 1:
         y = y.transpose(0, 1)
