@@ -32,19 +32,49 @@ def checkpoint_file(path: str | Path) -> Path | None:
     return p if p.is_file() else None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+def _os_error(path: Path, e: OSError, doing: str = "cannot write") -> ResganError:
+    why = e.strerror or str(e) or type(e).__name__
+    return ResganError(f"{path}: {doing} ({why})")
+
+
+def prepare_dir(path: Path) -> Path:
+    """Make sure ``path`` is a folder files can be written in (created if missing); an unwritable
+    place, a file where the folder should be or a path under /proc is a ResganError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.exists() and not path.is_dir():
+        raise ResganError(f"{path}: is a file, but a folder is needed there")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".resgan-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise _os_error(path, e, "cannot create this folder or write files in it") from None
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+    A place that cannot be written (permissions, a file where a folder is needed, a folder where
+    the file should go, /proc, a full disk) is a ResganError naming ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResganError(f"{path}: is a folder, but a file is to be written there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _os_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _os_error(path, e) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

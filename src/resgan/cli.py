@@ -36,11 +36,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .gan.sampling import generate, parse_seeds, write_images
+    from .gan.sampling import check_out, check_trunc, generate, parse_seeds, write_images
     from .zoo import load_generator
 
     seeds = parse_seeds(args.seeds)
+    check_trunc(args.trunc)
     G, _ = load_generator(args.source, args.device)
+    check_out(Path(args.out))  # before the work: a place that cannot be written is one line
     images, _ = generate(G, seeds, args.class_idx, args.trunc)
     paths = write_images(images, seeds, Path(args.out))
     print(f"wrote {paths[0]}" if len(paths) == 1 else f"wrote {len(paths)} images to {args.out}")
@@ -62,8 +64,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_table, write_json
+    from .evaluate import check_json_path, evaluate, format_table, write_json
 
+    if args.json:
+        check_json_path(args.json)  # before minutes of work
     result = evaluate(args.a, args.b, args.metrics, n=args.n, fast=args.fast, batch_size=args.batch_size,
                       device=args.device, weights=args.inception, cache_dir=args.cache_dir,
                       crop_border=args.crop_border, progress=not args.quiet)

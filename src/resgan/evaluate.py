@@ -82,14 +82,18 @@ def list_images(root: Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> torch.Tensor:
-    """An image file -> uint8 (3, H, W) (grey replicated, alpha dropped)."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file -> uint8 (3, H, W) (grey replicated, alpha dropped). The pixel limit is
+    restore's and serve's (:data:`resgan.imageio.DEFAULT_MAX_PIXELS`), checked before decoding."""
+    from PIL import UnidentifiedImageError
+
+    from .imageio import open_image
 
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ResganError(f"cannot read image {path}: {e}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ResganError(f"{path}: cannot read image (corrupt or not an image): "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
 
 
@@ -236,6 +240,10 @@ def evaluate(a: str, b: str | None = None, metrics: str | list[str] = ("fid", "k
     fid; kid, kid_std; precision, recall, f_score; is, is_std; cas, cas_real_accuracy; psnr, ssim,
     psnr_y, ssim_y; plus n_a / n_b and the settings used."""
     names = parse_metrics(metrics)
+    if n is not None and n < 1:
+        raise ResganError(f"-n must be at least 1 (images per side), got {n}")
+    if batch_size < 1:
+        raise ResganError(f"--batch-size must be at least 1, got {batch_size}")
     out: dict = {"a": a, "b": b, "metrics": names}
     if names[0] in PAIR_METRICS:
         if b is None:
@@ -345,7 +353,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def check_json_path(path: str | Path) -> Path:
+    """``--json``: refuse a folder, or a place that cannot be written, before any work is done."""
+    from .checkpoint import prepare_dir
+
+    p = Path(path)
+    if p.is_dir():
+        raise ResganError(f"--json {p}: is a folder; give a file name such as {p / 'metrics.json'}")
+    prepare_dir(p.parent)
+    return p
+
+
 def write_json(result: dict, path: str | Path) -> None:
+    from .checkpoint import atomic_write_bytes
+
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(clean, indent=2) + "\n")
+    atomic_write_bytes(check_json_path(path), (json.dumps(clean, indent=2) + "\n").encode())

@@ -43,13 +43,40 @@ class Loaded:
 def _png_is_16bit_colour(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+    # a file shorter than the IHDR chunk is not 16-bit: Pillow then says what is wrong with it
+    return len(head) >= 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 6)
+
+
+def check_pixels(what: str | Path, w: int, h: int, max_pixels: int, hint: str = "", status: int = 400) -> None:
+    """The one pixel limit (restore, evaluate, serve), checked from the header before decoding."""
+    if w * h > max_pixels:
+        raise ResganError(f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}{hint}", status)
 
 
 def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
-    if w * h > max_pixels:
-        raise ResganError(f"{path}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,} "
-                          f"(--max-pixels)")
+    check_pixels(path, w, h, max_pixels, " (--max-pixels)")
+
+
+def open_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, hint: str = "") -> Image.Image:
+    """Open an image file (header only), its size checked against ``max_pixels`` (Pillow's own
+    decompression-bomb check replaced by this one limit); a bad file is a ResganError naming it."""
+    Image.MAX_IMAGE_PIXELS = None  # as read_image: our own limit below, before decoding
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ResganError(f"{path}: too many pixels, over the limit of {max_pixels:,}{hint}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ResganError(f"{path}: cannot read image (corrupt or not an image): {_first_line(e)}") from None
+    try:
+        check_pixels(path, *img.size, max_pixels, hint)
+    except ResganError:
+        img.close()
+        raise
+    return img
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
@@ -61,10 +88,9 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
         raise ResganError(f"{path}: empty file (0 bytes)")
     if _png_is_16bit_colour(path):
         return _read_png16_colour(path, max_pixels)
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below, before decoding
+    img = open_image(path, max_pixels, " (--max-pixels)")
     try:
-        with Image.open(path) as img:
-            _check_size(path, *img.size, max_pixels)
+        with img:
             mode = img.mode
             if mode not in SUPPORTED_MODES:
                 raise ResganError(f"{path}: unsupported image mode {mode} (supported: grey, grey+alpha, RGB, "
@@ -76,8 +102,8 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
             arr = np.asarray(img)
     except ResganError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ResganError(f"{path}: cannot read image (corrupt or not an image): {str(e).splitlines()[0]}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ResganError(f"{path}: cannot read image (corrupt or not an image): {_first_line(e)}") from None
     bits, alpha = 8, None
     if mode.startswith("I"):
         if arr.min() < 0 or arr.max() > 65535:
@@ -99,8 +125,7 @@ def _read_png16_colour(path: Path, max_pixels: int) -> Loaded:
     except ImportError:
         raise ResganError(f"{path}: 16-bit colour PNG needs opencv-python-headless (pip install it), "
                           "or convert the image to 8-bit") from None
-    with Image.open(path) as img:
-        _check_size(path, *img.size, max_pixels)
+    open_image(path, max_pixels, " (--max-pixels)").close()
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
         raise ResganError(f"{path}: cannot read image (corrupt 16-bit PNG)")
@@ -195,8 +220,7 @@ def decode_image(data: bytes, what: str, max_pixels: int) -> Loaded:
                 w, h = img.size
                 if w < 1 or h < 1:
                     raise ResganError(f"{what}: empty image ({w}x{h})")
-                if w * h > max_pixels:
-                    raise ResganError(f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}", 413)
+                check_pixels(what, w, h, max_pixels, status=413)
                 img.load()
                 img = ImageOps.exif_transpose(img) if fmt in ("JPEG", "WEBP") else img
                 return _to_loaded(img, what)

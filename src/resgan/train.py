@@ -28,6 +28,7 @@ from .checkpoint import (
     optimizer_from_flat,
     optimizer_to_flat,
     prefixed,
+    prepare_dir,
     save_checkpoint,
     unprefixed,
 )
@@ -215,7 +216,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
 
     main = world.is_main
     if main:
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        prepare_dir(run_dir / "samples")  # a place that cannot be written: one line naming it
         for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # our own writer's, left by a kill mid-write
             stale.unlink(missing_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())

@@ -81,7 +81,27 @@ def _load_ema(path: Path, task: str, what: str) -> tuple[Config, dict, dict[str,
     if meta.get("task") != task:
         raise ResganError(f"{path} is not {what} (task {meta.get('task')!r})")
     state = {k: v.float() for k, v in unprefixed(EMA_NET[task][0], tensors).items()}
-    return config_from_dict(meta["config"]), meta, state
+    check_finite(path, state)
+    return model_config(path, meta), meta, state
+
+
+def model_config(path: Path, meta: dict) -> Config:
+    """The Config stored in a checkpoint's header; a header without a usable one is a ResganError."""
+    if not isinstance(meta.get("config"), dict):
+        raise ResganError(f"{path}: the checkpoint's header holds no model config (not written by resgan "
+                          "train / export, or edited); re-export it from its run directory")
+    try:
+        return config_from_dict(meta["config"])
+    except (ResganError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ResganError(f"{path}: the checkpoint's model config is unusable: {e}") from None
+
+
+def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Weights holding NaN or infinity would give garbage images with exit 0: refuse them."""
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ResganError(f"{path}: weight {k} holds NaN or infinite values; the model is unusable "
+                              "(a diverged run? use an earlier checkpoint)")
 
 
 def load_generator(source: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetGenerator, dict]:
@@ -142,7 +162,10 @@ def export(source: str | Path, out: Path, half: bool = True) -> Path:
             if k.startswith(prefix + ".")}
     if not keep:
         raise ResganError(f"{path} holds no {kind}")
-    out_meta = {"kind": kind, "task": task, "version": __version__, "step": meta["step"], "config": meta["config"]}
+    model_config(path, meta)
+    check_finite(path, keep)
+    out_meta = {"kind": kind, "task": task, "version": __version__, "step": int(meta.get("step", 0)),
+                "config": meta["config"]}
     if task == "gan":
         out_meta["classes"] = meta.get("classes", [])
     save_checkpoint(Path(out), keep, out_meta)

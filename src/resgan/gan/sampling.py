@@ -7,40 +7,74 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import prepare_dir
 from ..errors import ResganError
 from ..report import make_grid, save_png
 from .models import ResNetGenerator
 
+MAX_SEEDS = 100_000  # images one generate call may ask for (one z each, all held in memory)
+MAX_SEED_VALUE = 2**63 - 1
+MIN_TRUNC = 0.05  # below, most draws land outside +-trunc and the redraw loop crawls
+MAX_REDRAWS = 1000  # rounds of redrawing; at MIN_TRUNC a value survives them with probability ~1e-18
+
+
+def check_trunc(trunc: float | None, what: str = "--trunc") -> None:
+    """A truncation threshold must be a finite number >= MIN_TRUNC (None: no truncation)."""
+    if trunc is None:
+        return
+    if not math.isfinite(trunc) or trunc < MIN_TRUNC:
+        raise ResganError(f"{what} must be a finite number >= {MIN_TRUNC} (the |z| threshold, e.g. 0.5 or 1.0), "
+                          f"got {trunc:g}")
+
 
 def truncated_normal(shape: tuple[int, ...], trunc: float | None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick)."""
+    """Standard normal samples; with ``trunc``, values beyond +-trunc are redrawn (BigGAN's trick),
+    at most MAX_REDRAWS rounds."""
     z = torch.randn(shape, generator=generator)
     if trunc is not None and trunc > 0:
+        check_trunc(trunc)
         bad = z.abs() > trunc
-        while bad.any():
+        for _ in range(MAX_REDRAWS):
+            if not bad.any():
+                break
             z[bad] = torch.randn(int(bad.sum()), generator=generator)
             bad = z.abs() > trunc
+        else:
+            if bad.any():
+                raise ResganError(f"truncation {trunc:g}: {int(bad.sum())} values still beyond it after "
+                                  f"{MAX_REDRAWS} redraws; use a larger --trunc")
     return z
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-63', '1,5,9' or '0-9,20' -> list of ints."""
+def _count(a: str, b: str) -> int:
+    lo, hi = int(a), int(b)
+    if hi < lo:
+        raise ValueError
+    return hi - lo + 1
+
+
+def parse_seeds(text: str, max_seeds: int = MAX_SEEDS) -> list[int]:
+    """'0-63', '1,5,9' or '0-9,20' -> list of ints (at most ``max_seeds``, counted before any is listed)."""
     seeds: list[int] = []
     try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
+        parts = [p.strip() for p in text.split(",")]
+        total = sum(_count(*p.split("-", 1)) if "-" in p[1:] else 1 for p in parts)
+        if total > max_seeds:
+            raise ResganError(f"--seeds {text!r} asks for {total:,} images, over the limit of {max_seeds:,} "
+                              "a call; split it into several calls")
+        for part in parts:
+            if "-" in part[1:]:
                 a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
+                seeds.extend(range(int(a), int(b) + 1))
             else:
                 seeds.append(int(part))
     except ValueError:
         raise ResganError(f"--seeds wants a list like 0-63 or 1,5,9, got {text!r}") from None
     if not seeds or min(seeds) < 0:
         raise ResganError("--seeds must name non-negative seeds")
+    if max(seeds) > MAX_SEED_VALUE:
+        raise ResganError(f"--seeds must be within 0..{MAX_SEED_VALUE} (a torch generator's seed)")
     return seeds
 
 
@@ -57,8 +91,7 @@ def generate(G: ResNetGenerator, seeds: list[int], class_idx: int | None = None,
         if class_idx is not None:
             raise ResganError("this generator is unconditional; drop --class")
         labels = None
-    if trunc is not None and trunc <= 0:
-        raise ResganError("--trunc must be > 0")
+    check_trunc(trunc)
     z = torch.stack([truncated_normal((G.z_dim,), trunc, torch.Generator().manual_seed(s)) for s in seeds])
     device = next(G.parameters()).device
     out = []
@@ -68,14 +101,27 @@ def generate(G: ResNetGenerator, seeds: list[int], class_idx: int | None = None,
     return torch.cat(out), labels
 
 
+def check_out(out: Path) -> Path:
+    """``--out`` of generate: a ``.png`` file (not a folder) in a writable folder, or a writable
+    folder (created); checked before any image is made. A bad one is a ResganError naming it."""
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        if out.is_dir():
+            raise ResganError(f"--out {out}: is a folder; give a .png file name or a folder without a suffix")
+        prepare_dir(out.parent)
+        return out
+    if out.suffix and not out.is_dir():
+        raise ResganError(f"--out must be a .png file or a folder, got {out}")
+    prepare_dir(out)
+    return out
+
+
 def write_images(images: torch.Tensor, seeds: list[int], out: Path) -> list[Path]:
     """A ``.png`` path: one grid; otherwise a folder with ``seedNNNN.png`` per seed."""
-    out = Path(out)
+    out = check_out(out)
     if out.suffix.lower() == ".png":
         save_png(make_grid(images, math.ceil(math.sqrt(len(seeds)))), out)
         return [out]
-    if out.suffix:
-        raise ResganError(f"--out must be a .png file or a folder, got {out}")
     paths = []
     for img, s in zip(images, seeds):
         p = out / f"seed{s:04d}.png"

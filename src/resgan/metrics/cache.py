@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ResganError
+
 ENV_CACHE = "RESGAN_CACHE"
 
 
@@ -52,10 +54,16 @@ def save_arrays(kind: str, parts: dict, arrays: dict[str, np.ndarray], override:
     from safetensors.numpy import save_file
 
     d = cache_dir(override)
-    d.mkdir(parents=True, exist_ok=True)
     path = d / f"{entry_key(kind, parts)}.safetensors"
     tmp = path.with_name(path.name + f".{os.getpid()}.part")
     meta = {"kind": kind, "parts": json.dumps(parts, sort_keys=True, default=str)}
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    except OSError as e:
+        if d.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise ResganError(f"{d}: cannot write the cache there ({e.strerror or e}); give a writable --cache-dir "
+                          f"or set ${ENV_CACHE}") from None
     return path

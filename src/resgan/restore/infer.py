@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write_bytes
+from ..checkpoint import atomic_write_bytes, prepare_dir
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
 from ..imageio import DEFAULT_MAX_PIXELS, encode_image, keep_known, list_folder, read_image, read_mask
@@ -84,6 +84,9 @@ def estimate_sigma(x: np.ndarray) -> float:
     of the finest diagonal Haar band (Donoho), over 2x2 blocks that hold no clipped pixel and are
     not near black or white, then mapped through the measured response curve above (the
     clipping part only when the image looks clipped, i.e. stays within [0, 1])."""
+    if x.shape[0] < 2 or x.shape[1] < 2:
+        raise ResganError(f"a {x.shape[1]}x{x.shape[0]} image is too small to estimate its noise (it takes at "
+                          "least 2x2 pixels); give the noise level (--sigma, 0-255 scale)")
     h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
     a = x[:h, :w].astype(np.float64)
     b = np.stack([a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]])
@@ -228,7 +231,7 @@ def restore_paths(inputs: list[str], task: str, out: str, model: str | None = No
     files = collect_inputs(inputs, task)
     if not files:
         raise ResganError(f"no input images in {', '.join(inputs)}")
-    out_dir = Path(out)
+    out_dir = prepare_dir(Path(out))  # one line for a place that cannot be written, not one per file
     failed: list[str] = []
     for path, name in files:
         t0 = time.perf_counter()

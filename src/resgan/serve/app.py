@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..checkpoint import checkpoint_file
 from ..errors import ResganError
-from ..gan.sampling import generate, parse_seeds
+from ..gan.sampling import check_trunc, generate, parse_seeds
 from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_known
 from ..report import make_grid
 from ..restore.infer import RESTORE_TASKS, restore_array
@@ -282,7 +282,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         msg = f"request body over the server's limit of {self.max_bytes:,} bytes"
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not _is_int(length) or int(length) > self.max_bytes):
             return await _error(413, msg)(scope, receive, send)
         total = 0
 
@@ -333,7 +333,7 @@ def _seeds(req: GenerateRequest, max_images: int) -> list[int]:
         n = 0
         for part in req.seeds.split(","):
             a, sep, b = part.strip().partition("-") if not part.strip().startswith("-") else ("", "", "")
-            n += (int(b) - int(a) + 1) if sep and a.strip().isdigit() and b.strip().isdigit() else 1
+            n += (int(b) - int(a) + 1) if sep and _is_int(a) and _is_int(b) else 1
             if n > max_images:
                 raise ApiError(400, f"seeds {req.seeds!r}: over the limit of {max_images} images a request")
         try:
@@ -347,13 +347,27 @@ def _seeds(req: GenerateRequest, max_images: int) -> list[int]:
     return seeds
 
 
+def _is_int(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes superscripts such as "²", which int() refuses."""
+    text = text.strip()
+    return text.isascii() and text.isdigit()
+
+
+def _trunc(value: float | None) -> float | None:
+    try:
+        check_trunc(value, "trunc")
+    except ResganError as e:
+        raise ApiError(400, str(e)) from None
+    return value
+
+
 def _class_idx(entry: GeneratorEntry, value: int | str | None) -> int | None:
     if value is None or value == "":
         return None
     if not entry.G.num_classes:
         raise ApiError(400, f"generator {entry.name!r} is unconditional; drop class")
     classes = entry.classes
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not _is_int(value):
         if value not in classes:
             raise ApiError(400, f"unknown class {value!r}; classes: {', '.join(classes)}")
         return classes.index(value)
@@ -478,6 +492,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
         entry = registry.generator(req.model)
         seeds = _seeds(req, limits.max_images)
         class_idx = _class_idx(entry, req.class_)
+        _trunc(req.trunc)
 
         def job():
             with entry.lock, torch.no_grad():

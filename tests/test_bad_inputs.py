@@ -1,0 +1,384 @@
+"""Bad-input corpus (issue #15): every case is one ``resgan: error:`` line and a non-zero exit,
+with no traceback and no partial output file; on the server, a JSON 4xx.
+
+CLI setup errors (a place that cannot be written, a bad checkpoint, a bad option) exit 2. A bad
+*image* given to ``resgan restore`` is one error line naming it while the other files are still
+restored; the run then exits 1 (see docs/restore.md), with a summary line that is not an error line.
+"""
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
+
+from resgan.checkpoint import prefixed, save_checkpoint
+from resgan.cli import main
+from resgan.config import load_config
+from resgan.gan.models import build_generator
+from resgan.gan.sampling import MAX_SEEDS, MIN_TRUNC, truncated_normal
+
+PROC = Path("/proc/resgan-test-no-such-place")
+
+
+def cli(capsys, *args) -> tuple[int, list[str]]:
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return code, err.strip().splitlines()
+
+
+def assert_one_error(code: int, lines: list[str], text: str, exit_code: int = 2) -> None:
+    errors = [ln for ln in lines if ln.startswith("resgan: error:")]
+    assert code == exit_code, lines
+    assert len(errors) == 1, lines
+    assert text in errors[0], lines
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_claiming(w: int, h: int) -> bytes:
+    """A valid tiny PNG whose header claims w x h (a decompression bomb's shape)."""
+    data = bytearray(png_bytes(np.zeros((8, 8), np.uint8)))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def gen_cfg():
+    return load_config("digits", ["data.resolution=16", "model.g_width=8", "model.z_dim=16", "model.num_classes=10"])
+
+
+def generator_file(path: Path, meta_drop: str | None = None, nan: bool = False) -> Path:
+    cfg = gen_cfg()
+    torch.manual_seed(0)
+    state = build_generator(cfg).state_dict()
+    if nan:
+        k = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+        state[k] = state[k].clone()
+        state[k].view(-1)[0] = float("nan")
+    meta = {"kind": "generator", "task": "gan", "step": 0, "config": cfg.to_dict(), "classes": []}
+    meta.pop(meta_drop, None)
+    save_checkpoint(path, prefixed("G_ema", state), meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    denoise = tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True)
+    from resgan.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(denoise)
+    no_cfg = dict(meta)
+    no_cfg.pop("config")
+    save_checkpoint(d / "restore_no_config.safetensors", tensors, no_cfg)
+    bad = dict(tensors)
+    k = next(k for k, v in bad.items() if v.is_floating_point() and v.numel() > 1)
+    bad[k] = bad[k].clone()
+    bad[k].view(-1)[-1] = float("inf")
+    save_checkpoint(d / "restore_inf.safetensors", bad, meta)
+    return {"denoise": denoise, "restore_no_config": d / "restore_no_config.safetensors",
+            "restore_inf": d / "restore_inf.safetensors",
+            "gen": generator_file(d / "gen.safetensors"),
+            "gen_no_config": generator_file(d / "gen_no_config.safetensors", meta_drop="config"),
+            "gen_nan": generator_file(d / "gen_nan.safetensors", nan=True)}
+
+
+@pytest.fixture
+def good_png(tmp_path) -> bytes:
+    return png_bytes(photo(24, 20, 1))
+
+
+# ---------------------------------------------------------------- restore: bad image files
+
+
+@pytest.mark.parametrize("name,data,why", [
+    ("truncated.png", "first20", "cannot read image"),
+    ("tiny.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "cannot read image"),  # 16 bytes: under 26
+    ("sig.png", b"\x89PNG\r\n\x1a\n", "cannot read image"),
+])
+def test_restore_short_png_is_one_line_and_the_rest_of_the_folder_is_restored(tmp_path, capsys, models, good_png,
+                                                                               name, data, why):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a_good.png").write_bytes(good_png)
+    (src / name).write_bytes(good_png[:20] if data == "first20" else data)
+    (src / "z_good.png").write_bytes(good_png)
+    out = tmp_path / "out"
+    code, lines = cli(capsys, "restore", src, "--task", "denoise", "--model", models["denoise"], "--out", out,
+                      "--quiet")
+    assert_one_error(code, lines, why, exit_code=1)
+    assert name in [ln for ln in lines if ln.startswith("resgan: error:")][0]
+    assert files_under(out) == ["a_good.png", "z_good.png"]  # the files after the bad one too
+
+
+def test_restore_denoise_of_a_one_pixel_line_needs_sigma(tmp_path, capsys, models):
+    for shape in ((1, 9), (9, 1)):
+        img = tmp_path / f"line{shape[0]}x{shape[1]}.png"
+        Image.fromarray(photo(16, 16, 1)[: shape[0], : shape[1]]).save(img)
+        out = tmp_path / f"out{shape}"
+        code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models["denoise"], "--out", out)
+        assert_one_error(code, lines, "too small to estimate its noise", exit_code=1)
+        assert "--sigma" in lines[0] and img.name in lines[0]
+        assert files_under(out) == []
+        code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models["denoise"], "--out", out,
+                          "--sigma", "20", "--quiet")
+        assert code == 0, lines
+        with Image.open(out / img.name) as res:
+            assert res.size == (shape[1], shape[0])
+
+
+# ---------------------------------------------------------------- outputs that cannot be written
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_restore_out_that_cannot_be_written(tmp_path, capsys, models, good_png, where):
+    img = tmp_path / "x.png"
+    img.write_bytes(good_png)
+    (tmp_path / "afile").write_text("not a folder")
+    out = {"file": tmp_path / "afile", "under_file": tmp_path / "afile" / "sub", "proc": PROC}[where]
+    code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models["denoise"], "--out", out)
+    assert_one_error(code, lines, str(out) if where != "under_file" else str(tmp_path / "afile"))
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_restore_into_a_read_only_folder(tmp_path, capsys, models, good_png):
+    img = tmp_path / "x.png"
+    img.write_bytes(good_png)
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models["denoise"], "--out", out)
+    finally:
+        out.chmod(0o700)
+    assert_one_error(code, lines, str(out))
+    assert files_under(out) == []
+
+
+@pytest.mark.parametrize("where", ["dir_as_png", "file_as_folder", "under_file", "proc_png", "proc_folder"])
+def test_generate_out_that_cannot_be_written(tmp_path, capsys, models, where):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "grid.png").mkdir()
+    out = {"dir_as_png": tmp_path / "grid.png", "file_as_folder": tmp_path / "afile",
+           "under_file": tmp_path / "afile" / "grid.png", "proc_png": PROC / "grid.png", "proc_folder": PROC}[where]
+    code, lines = cli(capsys, "generate", models["gen"], "--seeds", "0-3", "--out", out)
+    assert_one_error(code, lines, "afile" if where == "under_file" else str(PROC if "proc" in where else out))
+    assert files_under(tmp_path) == ["afile"]
+
+
+@pytest.mark.parametrize("where", ["dir", "under_file", "proc"])
+def test_evaluate_json_that_cannot_be_written(tmp_path, capsys, good_png, where):
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "x.png").write_bytes(good_png)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "jdir").mkdir()
+    js = {"dir": tmp_path / "jdir", "under_file": tmp_path / "afile" / "m.json", "proc": PROC / "m.json"}[where]
+    code, lines = cli(capsys, "evaluate", tmp_path / "a", tmp_path / "b", "--metrics", "psnr", "--json", js,
+                      "--quiet")
+    assert_one_error(code, lines, "jdir" if where == "dir" else ("afile" if where == "under_file" else str(PROC)))
+    assert files_under(tmp_path / "jdir") == [] and (tmp_path / "afile").read_text() == "x"
+
+
+# ---------------------------------------------------------------- evaluate: bombs, -n
+
+
+def test_evaluate_refuses_a_decompression_bomb_header_with_the_pixel_limit(tmp_path, capsys, good_png):
+    from resgan.imageio import DEFAULT_MAX_PIXELS
+
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "x.png").write_bytes(png_claiming(60_000, 60_000))
+    code, lines = cli(capsys, "evaluate", tmp_path / "a", tmp_path / "b", "--metrics", "psnr", "--quiet")
+    assert_one_error(code, lines, f"60000x60000 = 3,600,000,000 pixels is over the limit of {DEFAULT_MAX_PIXELS:,}")
+    assert "x.png" in lines[0]
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_evaluate_n_must_be_positive(tmp_path, capsys, good_png, n):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(good_png)
+    code, lines = cli(capsys, "evaluate", tmp_path / "a", tmp_path / "a", "-n", n, "--metrics", "psnr")
+    assert_one_error(code, lines, "-n must be at least 1")
+
+
+# ---------------------------------------------------------------- checkpoints: no config, NaN / inf weights
+
+
+@pytest.mark.parametrize("cmd", ["generate", "export", "evaluate"])
+def test_gan_checkpoint_without_config_or_with_nan_weights(tmp_path, capsys, models, cmd):
+    for key, why in (("gen_no_config", "holds no model config"), ("gen_nan", "NaN or infinite")):
+        out = tmp_path / key
+        args = {"generate": ["generate", models[key], "--seeds", "0-3", "--out", out],
+                "export": ["export", models[key], "--out", out / "g.safetensors"],
+                "evaluate": ["evaluate", models[key], "digits", "-n", "8", "--metrics", "fid", "--quiet"]}[cmd]
+        code, lines = cli(capsys, *args)
+        assert_one_error(code, lines, why)
+        assert str(models[key]) in lines[0]
+        assert files_under(out) == []
+
+
+@pytest.mark.parametrize("key,why", [("restore_no_config", "holds no model config"),
+                                     ("restore_inf", "NaN or infinite")])
+def test_restore_checkpoint_without_config_or_with_inf_weights(tmp_path, capsys, models, good_png, key, why):
+    img = tmp_path / "x.png"
+    img.write_bytes(good_png)
+    out = tmp_path / "out"
+    code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models[key], "--out", out)
+    assert_one_error(code, lines, why)
+    assert str(models[key]) in lines[0] and files_under(out) == []
+    code, lines = cli(capsys, "export", models[key], "--out", out / "m.safetensors")
+    assert_one_error(code, lines, why)
+    assert files_under(out) == []
+
+
+# ---------------------------------------------------------------- generate: seeds, trunc
+
+
+@pytest.mark.parametrize("seeds,why", [("0-10000000000", "over the limit of 100,000"),
+                                       (f"0-{MAX_SEEDS}", "over the limit of 100,000"),
+                                       ("0-5,6-100000", "over the limit of 100,000"),
+                                       ("99999999999999999999", "within 0.."),
+                                       ("²-³", "--seeds wants a list")])
+def test_generate_seeds_are_bounded_up_front(tmp_path, capsys, models, seeds, why):
+    import time
+
+    t0 = time.perf_counter()
+    code, lines = cli(capsys, "generate", models["gen"], "--seeds", seeds, "--out", tmp_path / "o")
+    assert time.perf_counter() - t0 < 10
+    assert_one_error(code, lines, why)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("trunc", ["1e-4", "1e-300", "0", "-1", "nan", "inf"])
+def test_generate_trunc_range(tmp_path, capsys, models, trunc):
+    code, lines = cli(capsys, "generate", models["gen"], "--seeds", "0-3", "--trunc", trunc, "--out", tmp_path / "o")
+    assert_one_error(code, lines, f"--trunc must be a finite number >= {MIN_TRUNC}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_trunc_at_the_floor_finishes_and_the_redraw_loop_is_bounded(monkeypatch):
+    from resgan.gan import sampling
+
+    z = truncated_normal((64, 128), MIN_TRUNC, torch.Generator().manual_seed(0))
+    assert z.abs().max() <= MIN_TRUNC
+    monkeypatch.setattr(sampling, "MAX_REDRAWS", 2)
+    with pytest.raises(sampling.ResganError, match="still beyond it after 2 redraws"):
+        truncated_normal((64, 128), MIN_TRUNC, torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------- Inception: only known TorchScript
+
+
+def _script_file(path: Path) -> Path:
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    torch.jit.save(torch.jit.script(Net()), str(path))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script / save, making the test file
+@pytest.mark.parametrize("how", ["flag", "env", "hub"])
+def test_unknown_torchscript_inception_is_refused_before_it_is_loaded(tmp_path, capsys, monkeypatch, good_png,
+                                                                      how):
+    from resgan.metrics import inception
+
+    def no_jit_load(*a, **k):
+        raise AssertionError("torch.jit.load ran on an unknown file")
+
+    monkeypatch.setattr(inception.torch.jit, "load", no_jit_load)
+    monkeypatch.setattr(inception, "_CACHE", {})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(good_png)
+    name = inception.PTH_NAMES[0] if how == "hub" else "incept.pt"
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    script = _script_file((hub / "checkpoints" if how == "hub" else tmp_path) / name)
+    monkeypatch.setattr(inception.torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.delenv(inception.ENV_WEIGHTS, raising=False)
+    extra = []
+    if how == "flag":
+        extra = ["--inception", script]
+    elif how == "env":
+        monkeypatch.setenv(inception.ENV_WEIGHTS, str(script))
+    code, lines = cli(capsys, "evaluate", tmp_path / "a", tmp_path / "a", "--metrics", "fid", "--quiet",
+                      "--cache-dir", tmp_path / "cache", *extra)
+    assert_one_error(code, lines, "a TorchScript file that is not a known Inception")
+    assert str(script) in lines[0]
+
+
+# ---------------------------------------------------------------- server
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    pytest.importorskip("fastapi", reason="resgan serve needs fastapi")
+    pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
+    from fastapi.testclient import TestClient
+
+    from resgan.serve.app import Limits, create_app, load_registry
+
+    registry = load_registry([f"den={models['denoise']}", f"digits={models['gen']}"])
+    with TestClient(create_app(registry, Limits(max_body_bytes=300_000, max_pixels=200_000, max_images=32,
+                                                timeout_s=30))) as c:
+        yield c
+
+
+def assert_api_error(r, status: int, text: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.text
+    body = r.json()
+    assert body["status"] == status and text in body["error"], body
+
+
+@pytest.mark.parametrize("body,why", [({"seeds": "²-³"}, "seeds"), ({"seeds": "0-²"}, "seeds"),
+                                      ({"seeds": "²"}, "seeds"), ({"seeds": "0", "class": "²"}, "unknown class"),
+                                      ({"seeds": "0", "trunc": 1e-300}, "trunc must be a finite number"),
+                                      ({"seeds": "0", "trunc": 1e-4}, "trunc must be a finite number")])
+def test_server_generate_bad_input_is_400_json(client, body, why):
+    assert_api_error(client.post("/v1/generate", json=body), 400, why)
+
+
+def test_server_denoise_of_a_one_pixel_line_without_sigma_is_400(client):
+    files = {"image": ("line.png", png_bytes(photo(16, 16, 1)[:1, :9]), "image/png")}
+    r = client.post("/v1/restore", files=files, data={"task": "denoise"})
+    assert_api_error(r, 400, "too small to estimate its noise")
+    r = client.post("/v1/restore", files=files, data={"task": "denoise", "sigma": "20"})
+    assert r.status_code == 200, r.text
+
+
+def test_server_truncated_png_is_400(client, good_png):
+    for data in (good_png[:20], good_png[:10]):
+        files = {"image": ("t.png", data, "image/png")}
+        r = client.post("/v1/restore", files=files, data={"task": "denoise"})
+        assert_api_error(r, 400, "corrupt or truncated")
+
+
+
+def test_feature_cache_in_a_place_that_cannot_be_written():
+    from resgan.errors import ResganError
+    from resgan.metrics import cache
+
+    with pytest.raises(ResganError, match="cannot write the cache there"):
+        cache.save_arrays("features", {"n": 1}, {"x": np.zeros(2)}, PROC)
