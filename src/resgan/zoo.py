@@ -27,6 +27,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "weights"
 BUILTINS: dict[str, tuple[str, str]] = {
     "mnist": ("gan", "mnist_cgan32.safetensors"),
     "denoise_gray": ("restore", "restore_denoise_gray.safetensors"),
+    "denoise_color": ("restore", "restore_denoise_color.safetensors"),
     "inpaint": ("restore", "restore_inpaint.safetensors"),
     "sr_x4": ("restore", "restore_sr_x4.safetensors"),
 }

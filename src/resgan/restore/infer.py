@@ -91,9 +91,11 @@ def estimate_sigma(x: np.ndarray) -> float:
     a = x[:h, :w].astype(np.float64)
     b = np.stack([a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]])
     hh = (b[0] - b[1] - b[2] + b[3]) / 2
-    ok = (b.min(0) > 0) & (b.max(0) < 1) & (np.abs(b.mean(0) - 0.5) < 0.35)
-    raw = float(np.median(np.abs(hh[ok] if ok.sum() > 0.05 * ok.size else hh)) / 0.6745 * 255)
     clipped = a.min() >= 0 and a.max() <= 1
+    # clipped files: skip blocks touching 0 / 1 (their noise is cut); float noise: every block (a cut there
+    # would select the blocks whose noise happened to stay inside [0, 1])
+    ok = (b.min(0) > 0) & (b.max(0) < 1) & (np.abs(b.mean(0) - 0.5) < 0.35) if clipped else np.ones(hh.shape, bool)
+    raw = float(np.median(np.abs(hh[ok] if ok.sum() > 0.05 * ok.size else hh)) / 0.6745 * 255)
     if not clipped and raw > _SIGMA_RAW[6]:  # float noise, not clipped: the raw estimate is unbiased there
         return raw
     if raw > _SIGMA_RAW[-1]:
@@ -126,7 +128,9 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
         cond = torch.full((x.shape[0],), min(max(s, lo), hi) / 255.0)
     if model.kind == "inpaint" and h * w <= INPAINT_WHOLE_PIXELS:
         tile = 0  # a fill must see the whole hole and its context: tiles would leave seams across holes
-    y = tiled_forward(model.net, x.to(device), None if cond is None else cond.to(device), tile, overlap).cpu()
+    model.net.to(memory_format=torch.channels_last)  # in place, once: 1.5x faster convolutions on CPU
+    x = x.to(device).contiguous(memory_format=torch.channels_last)
+    y = tiled_forward(model.net, x, None if cond is None else cond.to(device), tile, overlap).cpu()
     if model.channels == 1:
         y = y.transpose(0, 1)
     elif c == 1:
