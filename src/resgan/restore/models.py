@@ -60,6 +60,16 @@ def _body(width: int, blocks: int, dilations: list[int]) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(width, dilations[i % len(dilations)]) for i in range(blocks)], conv3(width, width))
 
 
+def net_input(x: torch.Tensor, cond: torch.Tensor | None, noise_map: bool, down: int) -> torch.Tensor:
+    """The image (with a constant sigma map channel for noise-map nets), pixel-unshuffled by ``down``."""
+    h = x
+    if noise_map:
+        if cond is None:
+            raise ResganError("this model needs the noise level (sigma)")
+        h = torch.cat([x, cond.to(x).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])], 1)
+    return F.pixel_unshuffle(h, down) if down > 1 else h
+
+
 class RestoreNet(nn.Module):
     """Same-size restoration with a global residual: ``out = x + R(x)``."""
 
@@ -75,14 +85,7 @@ class RestoreNet(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = x
-        if self.noise_map:
-            if cond is None:
-                raise ResganError("this model needs the noise level (sigma)")
-            sigma = cond.to(x).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
-            h = torch.cat([x, sigma], 1)
-        h = F.pixel_unshuffle(h, self.down) if self.down > 1 else h
-        f = self.head(h)
+        f = self.head(net_input(x, cond if self.noise_map else None, self.noise_map, self.down))
         r = self.tail(F.relu(f + self.body(f)))
         return x + (F.pixel_shuffle(r, self.down) if self.down > 1 else r)
 
@@ -112,14 +115,7 @@ class UNetRestorer(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = x
-        if self.noise_map:
-            if cond is None:
-                raise ResganError("this model needs the noise level (sigma)")
-            sigma = cond.to(x).reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:])
-            h = torch.cat([x, sigma], 1)
-        h = F.pixel_unshuffle(h, self.down) if self.down > 1 else h
-        f = self.head(h)
+        f = self.head(net_input(x, cond if self.noise_map else None, self.noise_map, self.down))
         skips = []
         for enc in self.enc:
             skips.append(f)
