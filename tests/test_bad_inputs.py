@@ -7,15 +7,13 @@ restored; the run then exits 1 (see docs/restore.md), with a summary line that i
 """
 
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
+from test_restore_helpers import one_thread, photo, png_claiming, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
 
 from resgan.checkpoint import prefixed, save_checkpoint
 from resgan.cli import main
@@ -50,15 +48,6 @@ def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def png_claiming(w: int, h: int) -> bytes:
-    """A valid tiny PNG whose header claims w x h (a decompression bomb's shape)."""
-    data = bytearray(png_bytes(np.zeros((8, 8), np.uint8)))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
 
 
 def gen_cfg():
@@ -159,13 +148,23 @@ def test_restore_out_that_cannot_be_written(tmp_path, capsys, models, good_png, 
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_restore_into_a_read_only_folder(tmp_path, capsys, models, good_png):
+def test_restore_into_a_read_only_folder(tmp_path, capsys, models, good_png, monkeypatch):
+    import tempfile
+
     img = tmp_path / "x.png"
     img.write_bytes(good_png)
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o500)
+    if os.geteuid() == 0:  # root ignores the mode bits: deny writes there as the kernel would for a user
+        real = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kw):
+            if dir is not None and Path(dir).resolve() == out.resolve():
+                raise PermissionError(13, "Permission denied", str(dir))
+            return real(*args, dir=dir, **kw)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     try:
         code, lines = cli(capsys, "restore", img, "--task", "denoise", "--model", models["denoise"], "--out", out)
     finally:

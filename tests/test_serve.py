@@ -2,11 +2,9 @@
 
 import io
 import json
-import struct
 import threading
 import time
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_restore_helpers import one_thread, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
+from test_restore_helpers import one_thread, png_claiming, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
 
 from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
@@ -184,20 +182,11 @@ def test_too_many_bytes(client):
     assert_error(r, 413, "body over the server's limit")
 
 
-def _png_with_size(w: int, h: int) -> bytes:
-    """A valid tiny PNG whose header claims w x h (the classic decompression bomb shape)."""
-    data = bytearray(png(np.zeros((8, 8), np.uint8)))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
-
-
 def test_decompression_bomb_refused_before_decoding(client):
     zeros = png(np.zeros((1000, 1000), np.uint8))  # 1 Mpx in a few kB
     assert len(zeros) < 10_000
     assert_error(restore(client, zeros, "denoise"), 413, "over the limit of 200,000")
-    assert_error(restore(client, _png_with_size(60_000, 60_000), "denoise"), 413, "over the limit of 200,000")
+    assert_error(restore(client, png_claiming(60_000, 60_000), "denoise"), 413, "over the limit of 200,000")
     # an SR output counts too: 300x300 in, x2 -> 360,000 px out
     assert_error(restore(client, png(np.zeros((300, 300, 3), np.uint8)), "sr"), 413, "x2 output")
 

@@ -37,13 +37,13 @@ def save_png(img: Image.Image, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _step(line: str) -> int | None:
-    """The step of a metrics.jsonl line; None for a blank or torn one (a kill mid-append)."""
+def _row(line: str) -> dict | None:
+    """A metrics.jsonl line as a dict with a step; None for a blank or torn one (a kill mid-append)."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError:
         return None
-    return int(row.get("step", 0)) if isinstance(row, dict) else None
+    return row if isinstance(row, dict) and "step" in row else None
 
 
 class MetricsLog:
@@ -53,7 +53,7 @@ class MetricsLog:
         self.path = run_dir / "metrics.jsonl"
         if self.path.exists():  # drop lines past the checkpoint we resume from, and a torn last line
             lines = self.path.read_text().splitlines()
-            kept = [ln for ln in lines if (step := _step(ln)) is not None and step <= resume_step]
+            kept = [ln for ln in lines if (row := _row(ln)) is not None and row["step"] <= resume_step]
             atomic_write_bytes(self.path, "".join(ln + "\n" for ln in kept).encode())
         self.file = open(self.path, "a")
         self.tb = None
@@ -122,12 +122,10 @@ def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:
     series: dict[str, list[tuple[int, float]]] = {}
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            if _step(line) is not None:
-                rec = json.loads(line)
-                for k, v in rec.items():
-                    if k != "step" and isinstance(v, (int, float)):
-                        series.setdefault(k, []).append((rec["step"], float(v)))
+        for rec in filter(None, map(_row, metrics.read_text().splitlines())):
+            for k, v in rec.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    series.setdefault(k, []).append((rec["step"], float(v)))
     charts = [_svg_chart(t, {k: series[k] for k in keys if k in series}) for t, keys in CHARTS]
     grids = sorted((run_dir / "samples").glob("*.png"))[-4:][::-1]
     imgs = "\n".join(f'<figure><img src="samples/{g.name}" style="image-rendering:pixelated;width:{360}px">'

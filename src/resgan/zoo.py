@@ -105,15 +105,19 @@ def check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
                               "(a diverged run? use an earlier checkpoint)")
 
 
+def _fit(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ResganError(f"{path} does not fit the {what} its config describes: {str(e).splitlines()[0]}") from None
+
+
 def load_generator(source: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetGenerator, dict]:
     """The EMA generator of a run or an exported generator, in eval mode, and the checkpoint's meta."""
     path = resolve_file(source)
     cfg, meta, state = _load_ema(path, "gan", "a GAN checkpoint")
     G = build_generator(cfg)
-    try:
-        G.load_state_dict(state)
-    except RuntimeError as e:
-        raise ResganError(f"{path} does not fit the generator its config describes: {str(e).splitlines()[0]}") from None
+    _fit(G, state, path, "generator")
     return G.to(device).eval(), meta
 
 
@@ -142,10 +146,7 @@ def load_restorer(source: str | Path, device: str | torch.device = "cpu") -> Res
     path = resolve_file(source)
     cfg, meta, state = _load_ema(path, "restore", "a restoration model")
     net = build_net(cfg)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise ResganError(f"{path} does not fit the net its config describes: {str(e).splitlines()[0]}") from None
+    _fit(net, state, path, "net")
     for p in net.parameters():
         p.requires_grad_(False)
     return RestoreModel(net.to(device).eval(), cfg, str(path), int(meta.get("step", 0)))
