@@ -25,6 +25,7 @@ from resgan.gan.models import build_generator  # noqa: E402
 from resgan.imageio import sniff  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry  # noqa: E402
+from resgan.serve.transport import GuardedH11Protocol  # noqa: E402
 
 CLASSES = [f"digit{i}" for i in range(10)]
 
@@ -364,7 +365,10 @@ def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **k: seen.update(app=app, host=host, port=port, **k))
     assert main(["serve", "--models", str(model_files["inpaint"]), "--port", "8123", "--workers", "2"]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123 and seen["limit_concurrency"] == 2 + 64 + 32
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    # the guarded h11 protocol (read deadlines, URL limit); idle connections are not counted as requests
+    assert issubclass(seen["http"], GuardedH11Protocol) and seen["limit_concurrency"] is None
+    assert seen["http"].guard.header_timeout_s == Limits().header_timeout_s
     assert seen["app"].state.limits.workers == 2 and list(seen["app"].state.registry.restore) == ["inpaint_3"]
     assert main(["serve", "--models", str(tmp_path / "missing.safetensors")]) == 2
     assert "no such model" in capsys.readouterr().err

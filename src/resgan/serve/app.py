@@ -5,7 +5,9 @@ Endpoints: ``POST /v1/restore`` (multipart), ``POST /v1/generate`` (JSON), ``GET
 the app is built. Every request's work (decoding, inference, encoding) runs on a bounded
 worker pool (``workers`` threads) behind a bounded queue: a request that finds ``workers +
 queue`` requests admitted gets 503 at once, and one that takes longer than ``timeout_s`` gets
-504. Errors are JSON ``{"error": MESSAGE, "status": CODE}`` with a 4xx code for bad input.
+504 and its work is stopped at the next layer of the model (:mod:`.jobs`). Connections are
+guarded by :mod:`.transport` (read deadlines, URL limit, idle connections shed). Errors are JSON
+``{"error": MESSAGE, "status": CODE}`` with a 4xx code for bad input.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -42,6 +45,8 @@ from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_know
 from ..report import make_grid
 from ..restore.infer import RESTORE_TASKS, restore_array
 from ..zoo import BUILTINS, RestoreModel, builtin_path, load_generator, load_restorer, resolve
+from .jobs import Job, JobCancelled, check_cancelled, install_cancel_hooks, job_lock, running
+from .transport import Guard, InFlightLimit, guarded_h11
 
 log = logging.getLogger("resgan.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -57,7 +62,13 @@ class Limits:
     max_images: int = 64  # images per /v1/generate request
     workers: int = 1  # inference threads (requests running at once)
     queue: int = 64  # requests waiting beyond those running; more get 503
-    timeout_s: float = 120.0  # per request, queue wait included; then 504
+    timeout_s: float = 120.0  # per request, queue wait included; then 504 (and the work stops at its next layer)
+    stuck_after_s: float = 10.0  # /healthz is 503 "stuck" once every worker holds a job this long past its deadline
+    header_timeout_s: float = 10.0  # a request head must arrive within this (from connect / the last response)
+    body_timeout_s: float = 20.0  # a body must start within this, then average body_min_rate; else 408
+    body_min_rate: int = 16 * 1024  # bytes/s
+    max_url_bytes: int = 8192  # the request line (method, URL, version); then 414
+    max_connections: int = 512  # open connections; beyond, the oldest idle one is closed
     tile: int = 512
     overlap: int = 32
 
@@ -236,17 +247,49 @@ def restore_png(model: RestoreModel, loaded: Loaded, mask: np.ndarray | None, si
 class WorkQueue:
     """At most ``workers`` jobs run at once (threads, off the event loop) and at most ``queue``
     wait; beyond that, 503 at once. A job past ``timeout_s`` (queue wait included) is 504: a
-    queued job is dropped, a running one finishes in its thread and only then frees its slot."""
+    queued job is dropped, a running one is stopped at its next layer (:mod:`.jobs`: every
+    module of a served model checks the deadline) and then frees its slot."""
 
-    def __init__(self, workers: int, queue: int, timeout_s: float):
-        self.executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="resgan-infer")
-        self.capacity, self.timeout_s = max(1, workers) + max(0, queue), timeout_s
+    def __init__(self, workers: int, queue: int, timeout_s: float, stuck_after_s: float = 10.0):
+        self.workers = max(1, workers)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="resgan-infer")
+        self.capacity, self.timeout_s, self.stuck_after_s = self.workers + max(0, queue), timeout_s, stuck_after_s
         self.pending = 0
+        self.stopped = 0  # jobs stopped past their deadline
+        self.running: set[Job] = set()
         self._lock = threading.Lock()
 
-    def _done(self, fut: Future) -> None:
+    def _done(self, fut: Future | None) -> None:
         with self._lock:
             self.pending -= 1
+
+    def _call(self, job: Job, fn, args):
+        if job.cancelled():  # its deadline passed while it waited: it never starts
+            raise JobCancelled
+        with self._lock:
+            job.started = time.monotonic()
+            self.running.add(job)
+        try:
+            with running(job):
+                return fn(*args)
+        except JobCancelled:
+            with self._lock:
+                self.stopped += 1
+            raise
+        finally:
+            with self._lock:
+                self.running.discard(job)
+
+    def health(self) -> dict[str, Any]:
+        """Jobs running, how many of them are past their deadline (being stopped), and whether every
+        worker is held by one more than ``stuck_after_s`` past it (nothing can be served)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [j.deadline for j in self.running if now > j.deadline]
+            n_running = len(self.running)
+        stuck = sum(now > d + self.stuck_after_s for d in late) >= self.workers
+        return {"status": "stuck" if stuck else "ok", "pending": self.pending, "capacity": self.capacity,
+                "running": n_running, "cancelling": len(late), "stopped": self.stopped}
 
     async def run(self, fn, *args):
         with self._lock:
@@ -254,19 +297,29 @@ class WorkQueue:
                 raise ApiError(503, f"server busy ({self.pending} requests queued or running); retry later",
                                {"Retry-After": "1"})
             self.pending += 1
+        job = Job(time.monotonic() + self.timeout_s)
         try:
-            fut = self.executor.submit(fn, *args)
+            fut = self.executor.submit(self._call, job, fn, args)
         except BaseException:
             self._done(None)
             raise
         fut.add_done_callback(self._done)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout_s)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, JobCancelled):
+            job.cancel()
             fut.cancel()
-            raise ApiError(504, f"the request took longer than the server's {self.timeout_s:g} s limit") from None
+            raise ApiError(504, f"the request took longer than the server's {self.timeout_s:g} s limit; "
+                                "its work was stopped") from None
+        except asyncio.CancelledError:  # the request itself was cancelled (shutdown): stop its work too
+            job.cancel()
+            fut.cancel()
+            raise
 
     def shutdown(self) -> None:
+        with self._lock:
+            for job in self.running:  # running work stops at its next layer too
+                job.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -379,7 +432,12 @@ def _class_idx(entry: GeneratorEntry, value: int | str | None) -> int | None:
 
 def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
-    work = WorkQueue(limits.workers, limits.queue, limits.timeout_s)
+    work = WorkQueue(limits.workers, limits.queue, limits.timeout_s, limits.stuck_after_s)
+    for e in registry.restore.values():  # timed-out work stops at the next layer (see .jobs)
+        install_cancel_hooks(e.model.net)
+    for g in registry.generators.values():
+        install_cancel_hooks(g.G)
+
 
     from contextlib import asynccontextmanager
 
@@ -395,6 +453,8 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
                               "residual GANs. Errors: JSON {error, status}.")
     app.state.registry, app.state.limits, app.state.work = registry, limits, work
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    # requests in progress (uploading, queued, computing): bounded, JSON 503 beyond; /healthz always answers
+    app.add_middleware(InFlightLimit, limit=limits.workers + limits.queue + 32)
 
     @app.middleware("http")
     async def security_headers(request, call_next):
@@ -429,8 +489,11 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["service"])
-    async def healthz() -> dict:
-        return {"status": "ok", "models": len(registry.names()), "pending": work.pending, "capacity": work.capacity}
+    async def healthz():
+        """``status`` "ok", or "stuck" (HTTP 503) once every worker holds a job that has not stopped
+        ``stuck_after_s`` past its deadline; ``running``, ``cancelling`` (past their deadline) jobs."""
+        h = work.health()
+        return JSONResponse({**h, "models": len(registry.names())}, status_code=503 if h["status"] == "stuck" else 200)
 
     @app.get("/v1/models", tags=["service"])
     async def models() -> dict:
@@ -479,6 +542,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
                 raise ApiError(413, f"image: x{m.scale} output of {w}x{h} is over the limit of "
                                     f"{limits.max_pixels:,} pixels")
             hole = decode_mask(mask_bytes, (w, h), limits.max_pixels) if mask_bytes is not None else None
+            check_cancelled()
             return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap), chosen.name
 
         png, name = await work.run(job)
@@ -495,7 +559,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
         _trunc(req.trunc)
 
         def job():
-            with entry.lock, torch.no_grad():
+            with job_lock(entry.lock), torch.no_grad():
                 images, labels = generate(entry.G, seeds, class_idx, req.trunc)
             return images, labels
 
@@ -550,6 +614,16 @@ def serve(models: list[str] | None, host: str = "127.0.0.1", port: int = 8000, d
     app = create_app(registry, limits)
     log.info("serving %s at http://%s:%d/", ", ".join(sorted(registry.names())) or "no models",
              f"[{host}]" if ":" in host else host, port)
-    # connections beyond the queue's capacity (plus some idle keep-alive ones) get 503 from uvicorn itself
-    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=limits.workers + limits.queue + 32)
+    uvicorn.run(app, host=host, port=port, log_level="info", **server_options(limits))
     return 0
+
+
+def server_options(limits: Limits) -> dict[str, Any]:
+    """uvicorn settings: the guarded h11 protocol (:mod:`.transport`: read deadlines, URL limit,
+    idle connections shed). Requests in progress are capped by the app (``InFlightLimit``), not by
+    uvicorn's ``limit_concurrency``, which counted idle connections too."""
+    guard = Guard(header_timeout_s=limits.header_timeout_s, body_timeout_s=limits.body_timeout_s,
+                  body_min_rate=limits.body_min_rate, max_request_line=limits.max_url_bytes,
+                  max_connections=limits.max_connections)
+    return {"http": guarded_h11(guard), "ws": "none", "limit_concurrency": None, "timeout_keep_alive": 5,
+            "h11_max_incomplete_event_size": guard.max_head}
