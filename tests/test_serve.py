@@ -120,12 +120,19 @@ def test_web_page_is_self_contained(client):
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
-    for asset in ("/static/app.js", "/static/style.css"):
+    for asset in ("/static/app.js", "/static/editor.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     for f in serve_app.STATIC_DIR.iterdir():
         text = f.read_text()
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, f.name
     assert_error(client.get("/static/../app.py"), 404)
+
+
+def test_favicon(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon" and len(r.content) < 4096
+    icon = Image.open(io.BytesIO(r.content))
+    assert icon.format == "ICO" and icon.size == (32, 32)
 
 
 # ---------------------------------------------------------------- restore

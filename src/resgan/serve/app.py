@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import ipaddress
 import logging
@@ -224,6 +225,22 @@ def load_registry(specs: list[str] | None = None, device: str = "cpu") -> Regist
 # ---------------------------------------------------------------- images
 
 ACCEPTED = "PNG, JPEG, WebP, BMP or GIF"
+
+
+@functools.cache
+def favicon_ico() -> bytes:
+    """The page's icon, drawn here (no file, nothing fetched): a 32x32 ICO of a dark tile with a
+    blue brush dab and a white core (drawn 4x larger, then downsampled for smooth edges)."""
+    from PIL import ImageDraw
+
+    big = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    d = ImageDraw.Draw(big)
+    d.rounded_rectangle((0, 0, 127, 127), 28, fill=(29, 29, 31, 255))
+    d.ellipse((24, 24, 104, 104), fill=(10, 132, 255, 255))
+    d.ellipse((50, 50, 78, 78), fill=(255, 255, 255, 255))
+    buf = io.BytesIO()
+    big.resize((32, 32), Image.Resampling.LANCZOS).save(buf, format="ICO", sizes=[(32, 32)])
+    return buf.getvalue()
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -485,6 +502,10 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(favicon_ico(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -1,21 +1,75 @@
-// resgan web page: plain JS, no external assets (works offline).
-"use strict";
-const $ = (id) => document.getElementById(id);
-const state = { models: null, file: null, fileURL: null, resultURL: null, undo: [], drawing: false, last: null };
+// resgan web page: plain JS modules, no external assets (works offline). The viewer (zoom, pan,
+// brush, before / after split) is editor.js; this file: tabs, models, messages, the requests.
+import * as editor from "./editor.js";
 
-// ---------------------------------------------------------------- tabs, models
-for (const tab of document.querySelectorAll(".tab")) {
-  tab.addEventListener("click", () => {
-    for (const t of document.querySelectorAll(".tab")) {
-      t.classList.toggle("active", t === tab);
-      $(t.dataset.panel).hidden = t !== tab;
-    }
-  });
+const $ = (id) => document.getElementById(id);
+const state = { models: null, mode: "inpaint", file: null, fileURL: null, resultURL: null, gridURL: null,
+                hint: false };
+
+// ---------------------------------------------------------------- messages
+// one box a panel: kind info | ok | error; a new action clears the old one
+function message(box, text, kind = "info") {
+  $(box).hidden = !text;
+  $(box).className = `msg ${kind}`;
+  $(`${box}-text`).textContent = text;
 }
+const say = (text, kind) => { state.hint = false; message("msg", text, kind); };
+$("msg-close").addEventListener("click", () => say(""));
+$("gen-msg-close").addEventListener("click", () => message("gen-msg", ""));
 
 async function errorText(resp) {
   try { const j = await resp.json(); return j.error || JSON.stringify(j); } catch (e) { return resp.statusText; }
 }
+
+// ---------------------------------------------------------------- a running request: spinner, clock, buttons
+const running = { restore: false, generate: false };
+
+async function job(kind, label, fn) {
+  const [button, busy, text] = kind === "restore" ? ["run", "busy", "busy-text"] : ["gen-run", "gen-busy", "gen-busy-text"];
+  running[kind] = true;
+  $(button).disabled = true;
+  $(busy).hidden = false;
+  document.body.dataset[kind] = "running";
+  const t0 = performance.now();
+  const tick = () => { $(text).textContent = `${label} ${((performance.now() - t0) / 1000).toFixed(1)} s`; };
+  tick();
+  const timer = setInterval(tick, 100);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+    $(busy).hidden = true;
+    running[kind] = false;
+    delete document.body.dataset[kind];
+    updateButtons();
+  }
+}
+
+function updateButtons() {
+  $("run").disabled = running.restore || !state.file || !task();
+  $("gen-run").disabled = running.generate || !(state.models && state.models.generators.length);
+}
+
+// ---------------------------------------------------------------- tabs, models
+const task = () => (state.mode === "inpaint" ? (state.models?.tasks.inpaint ? "inpaint" : "") : $("task").value);
+
+function setMode(mode) {
+  state.mode = mode;
+  document.body.dataset.mode = mode;
+  for (const t of document.querySelectorAll(".tab")) {
+    const on = t.dataset.mode === mode;
+    t.classList.toggle("active", on);
+    t.setAttribute("aria-selected", String(on));
+  }
+  $("panel-restore").hidden = mode === "generate";
+  $("panel-generate").hidden = mode !== "generate";
+  if (mode !== "generate") {
+    editor.setPainting(mode === "inpaint");
+    if (editor.mode() === "compare") showEditor();
+    onTaskChange();
+  }
+}
+for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => setMode(t.dataset.mode));
 
 function option(select, value, text) {
   const o = document.createElement("option");
@@ -24,33 +78,43 @@ function option(select, value, text) {
 
 async function loadModels() {
   const resp = await fetch("/v1/models");
+  if (!resp.ok) throw new Error(await errorText(resp));
   state.models = await resp.json();
-  const task = $("task");
-  task.innerHTML = "";
-  for (const t of Object.keys(state.models.tasks)) option(task, t, t);
-  if (!task.options.length) { option(task, "", "no restoration model loaded"); }
+  const tasks = state.models.tasks;
+  const sel = $("task");
+  sel.innerHTML = "";
+  for (const t of Object.keys(tasks)) if (t !== "inpaint") option(sel, t, t === "sr" ? "super-resolution" : t);
+  if (!sel.options.length) option(sel, "", "no model loaded");
   const gen = $("gen-model");
   gen.innerHTML = "";
   for (const g of state.models.generators) option(gen, g.name, `${g.name} (${g.resolution}px)`);
-  if (!gen.options.length) { option(gen, "", "no generator loaded"); $("gen-run").disabled = true; }
-  onTaskChange(); onGenChange();
-  $("health").textContent = `${state.models.restore.length + state.models.generators.length} model(s) loaded`;
+  if (!gen.options.length) option(gen, "", "no generator loaded");
+  $("tab-inpaint").classList.toggle("none", !tasks.inpaint);
+  $("tab-enhance").classList.toggle("none", !sel.value);
+  $("tab-generate").classList.toggle("none", !state.models.generators.length);
+  const names = [...state.models.restore, ...state.models.generators].map((m) => m.name);
+  $("health").textContent = `${names.length} model${names.length === 1 ? "" : "s"}`;
+  $("health").title = names.join(", ");
+  // open on Inpaint, unless this server has no inpainting model
+  setMode(tasks.inpaint ? "inpaint" : sel.value ? "enhance" : state.models.generators.length ? "generate" : "inpaint");
+  onGenChange();
 }
 
 function onTaskChange() {
-  const t = $("task").value;
+  const t = task();
   const sel = $("restore-model");
   sel.innerHTML = "";
-  for (const name of (state.models.tasks[t] || [])) option(sel, name, name);
+  const names = state.models?.tasks[t] || [];
+  // several: the server picks by the photo (a grey or a colour model), unless one is chosen
+  if (names.length > 1) option(sel, "", "auto (by the photo)");
+  for (const name of names) option(sel, name, name);
+  if (!sel.options.length) option(sel, "", "none loaded");
   $("sigma-row").hidden = t !== "denoise";
-  $("brush-row").hidden = t !== "inpaint";
-  $("mask").style.pointerEvents = t === "inpaint" ? "auto" : "none";
-  $("mask").style.visibility = t === "inpaint" ? "visible" : "hidden";
-  updateRun();
+  updateButtons();
 }
 
 function onGenChange() {
-  const g = (state.models.generators || []).find((x) => x.name === $("gen-model").value);
+  const g = state.models.generators.find((x) => x.name === $("gen-model").value);
   const cls = $("gen-class");
   cls.innerHTML = "";
   if (!g || !g.num_classes) { option(cls, "", g ? "unconditional" : "-"); cls.disabled = true; return; }
@@ -61,170 +125,138 @@ function onGenChange() {
 $("task").addEventListener("change", onTaskChange);
 $("gen-model").addEventListener("change", onGenChange);
 
-// ---------------------------------------------------------------- photo + mask editor
-const photo = $("photo"), mask = $("mask"), mctx = mask.getContext("2d");
-
-function setStatus(text, isError) {
-  $("status").textContent = text;
-  $("status").className = isError ? "error" : "muted";
-}
-
+// ---------------------------------------------------------------- photo in: choose, drop, paste
 async function openFile(file) {
   if (!file) return;
   let bitmap;
-  try { bitmap = await createImageBitmap(file); } catch (e) { setStatus("cannot read that file as an image", true); return; }
+  try { bitmap = await createImageBitmap(file); } catch (e) {
+    say(`Cannot read ${file.name || "that file"} as an image (PNG, JPEG, WebP, BMP or GIF).`, "error");
+    return;
+  }
   state.file = file;
   if (state.fileURL) URL.revokeObjectURL(state.fileURL);
   state.fileURL = URL.createObjectURL(file);
-  photo.width = mask.width = bitmap.width;
-  photo.height = mask.height = bitmap.height;
-  photo.getContext("2d").drawImage(bitmap, 0, 0);
-  mctx.clearRect(0, 0, mask.width, mask.height);
-  state.undo = [];
-  // small images are shown enlarged so that painting is comfortable
-  const shown = Math.max(bitmap.width, Math.min(512, bitmap.width * 4));
-  $("editor").style.setProperty("--w", `${shown}px`);
+  editor.load(bitmap);
+  viewport.focus({ preventScroll: true });
+  say("");
   showEditor();
-  setStatus(`${file.name}: ${bitmap.width}x${bitmap.height}`);
-  updateRun();
+  $("info").textContent = `${file.name || "pasted image"} · ${bitmap.width}×${bitmap.height}`;
+  updateButtons();
 }
+
+const viewport = $("viewport");
+$("file").addEventListener("change", (ev) => { openFile(ev.target.files[0]); ev.target.value = ""; });
+viewport.addEventListener("dragover", (ev) => { ev.preventDefault(); viewport.classList.add("over"); });
+viewport.addEventListener("dragleave", () => viewport.classList.remove("over"));
+viewport.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  viewport.classList.remove("over");
+  openFile(ev.dataTransfer.files[0]);
+});
+document.addEventListener("paste", (ev) => {
+  if (state.mode === "generate") return;
+  const file = [...(ev.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+  if (file) { ev.preventDefault(); openFile(file); }
+});
+
+// ---------------------------------------------------------------- editing
+editor.onStroke(() => { if (state.hint) say(""); });
+for (const b of document.querySelectorAll(".tool")) b.addEventListener("click", () => editor.setTool(b.dataset.tool));
+// a clicked tool button keeps no focus, so Space pans instead of clicking it again (keyboard focus still works)
+for (const b of document.querySelectorAll(".toolbar button")) b.addEventListener("mousedown", (ev) => ev.preventDefault());
+$("undo").addEventListener("click", editor.undo);
+$("clear").addEventListener("click", editor.clear);
+$("zoom-in").addEventListener("click", () => editor.zoomBy(1.25));
+$("zoom-out").addEventListener("click", () => editor.zoomBy(0.8));
+$("zoom-fit").addEventListener("click", editor.fit);
 
 function showEditor() {
-  $("editor").hidden = false; $("compare").hidden = true; $("result-bar").hidden = true;
+  if (editor.mode() !== "empty") editor.setMode("edit");
+  $("result-bar").hidden = true;
+  delete document.body.dataset.result;
 }
-
-function maskIsEmpty() {
-  const d = mctx.getImageData(0, 0, mask.width, mask.height).data;
-  for (let i = 3; i < d.length; i += 4) if (d[i] >= 128) return false;
-  return true;
-}
-
-function updateRun() {
-  $("run").disabled = !state.file || !$("task").value;
-}
-
-function toCanvas(ev) {
-  const r = mask.getBoundingClientRect();
-  return { x: (ev.clientX - r.left) * mask.width / r.width, y: (ev.clientY - r.top) * mask.height / r.height,
-           k: mask.width / r.width };
-}
-
-function dab(from, to) {
-  mctx.strokeStyle = mctx.fillStyle = "rgb(255, 40, 40)";
-  mctx.lineCap = mctx.lineJoin = "round";
-  mctx.lineWidth = Number($("brush").value) * to.k;
-  mctx.beginPath();
-  mctx.moveTo(from.x, from.y);
-  mctx.lineTo(to.x + 0.01, to.y);
-  mctx.stroke();
-}
-
-// undo snapshots: up to 50, and no more than ~200 MB of them (a big photo keeps at least 3)
-function pushUndo() {
-  const limit = Math.max(3, Math.min(50, Math.floor(2e8 / (mask.width * mask.height * 4))));
-  state.undo.push(mctx.getImageData(0, 0, mask.width, mask.height));
-  while (state.undo.length > limit) state.undo.shift();
-}
-
-mask.addEventListener("pointerdown", (ev) => {
-  if (!state.file) return;
-  pushUndo();
-  state.drawing = true;
-  mask.setPointerCapture(ev.pointerId);
-  state.last = toCanvas(ev);
-  dab(state.last, state.last);
-});
-mask.addEventListener("pointermove", (ev) => {
-  if (!state.drawing) return;
-  const p = toCanvas(ev);
-  dab(state.last, p);
-  state.last = p;
-});
-for (const name of ["pointerup", "pointercancel"]) mask.addEventListener(name, () => { state.drawing = false; });
-$("undo").addEventListener("click", () => { const d = state.undo.pop(); if (d) mctx.putImageData(d, 0, 0); });
-$("clear").addEventListener("click", () => {
-  pushUndo();
-  mctx.clearRect(0, 0, mask.width, mask.height);
-});
-$("brush").addEventListener("input", () => { $("brush-out").textContent = $("brush").value; });
-
-// black-and-white PNG of the painted hole (white = hole), the photo's size
-function maskBlob() {
-  const c = document.createElement("canvas");
-  c.width = mask.width; c.height = mask.height;
-  const ctx = c.getContext("2d");
-  const src = mctx.getImageData(0, 0, mask.width, mask.height);
-  const out = ctx.createImageData(mask.width, mask.height);
-  for (let i = 0; i < src.data.length; i += 4) {
-    const v = src.data[i + 3] >= 128 ? 255 : 0;
-    out.data[i] = out.data[i + 1] = out.data[i + 2] = v;
-    out.data[i + 3] = 255;
-  }
-  ctx.putImageData(out, 0, 0);
-  return new Promise((resolve) => c.toBlob(resolve, "image/png"));
-}
-
-const drop = $("drop");
-$("file").addEventListener("change", (ev) => openFile(ev.target.files[0]));
-drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); openFile(ev.dataTransfer.files[0]); });
-
-// ---------------------------------------------------------------- run restore
-$("run").addEventListener("click", async () => {
-  const task = $("task").value;
-  const form = new FormData();
-  form.append("image", state.file, state.file.name);
-  form.append("task", task);
-  if ($("restore-model").value) form.append("model", $("restore-model").value);
-  if (task === "inpaint") {
-    if (maskIsEmpty()) { setStatus("paint the hole first (brush over the photo)", true); return; }
-    form.append("mask", await maskBlob(), "mask.png");
-  }
-  if (task === "denoise" && $("sigma").value !== "") form.append("sigma", $("sigma").value);
-  $("run").disabled = true;
-  setStatus("running…");
-  const t0 = performance.now();
-  try {
-    const resp = await fetch("/v1/restore", { method: "POST", body: form });
-    if (!resp.ok) { setStatus(`error ${resp.status}: ${await errorText(resp)}`, true); return; }
-    const blob = await resp.blob();
-    if (state.resultURL) URL.revokeObjectURL(state.resultURL);
-    state.resultURL = URL.createObjectURL(blob);
-    const after = $("after");
-    await new Promise((resolve, reject) => { after.onload = resolve; after.onerror = reject; after.src = state.resultURL; });
-    $("before").src = state.fileURL;
-    $("compare").style.setProperty("--w", $("editor").style.getPropertyValue("--w"));
-    $("download").href = state.resultURL;
-    $("download").download = state.file.name.replace(/\.[^.]*$/, "") + `_${task}.png`;
-    $("editor").hidden = true; $("compare").hidden = false; $("result-bar").hidden = false;
-    document.body.dataset.result = "ready";
-    setStatus(`done in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
-  } catch (e) {
-    setStatus(`request failed: ${e}`, true);
-  } finally {
-    updateRun();
-  }
-});
-$("split").addEventListener("input", () => { $("after").style.setProperty("--split", `${$("split").value}%`); });
 $("back").addEventListener("click", showEditor);
+$("continue").addEventListener("click", async () => {
+  const blob = await (await fetch(state.resultURL)).blob();
+  const name = $("download").download;
+  await openFile(new File([blob], name, { type: "image/png" }));
+});
+
+// ---------------------------------------------------------------- run a restoration
+$("run").addEventListener("click", async () => {
+  if (running.restore) return; // (the button is disabled too: no double submit)
+  const t = task();
+  if (!state.file || !t) return;
+  const form = new FormData();
+  form.append("image", state.file, state.file.name || "image.png");
+  form.append("task", t);
+  if ($("restore-model").value) form.append("model", $("restore-model").value);
+  if (t === "inpaint") {
+    if (editor.maskIsEmpty()) {
+      say("Paint the hole first: brush over what should be removed.", "error");
+      state.hint = true;
+      showEditor();
+      return;
+    }
+    form.append("mask", await editor.maskBlob(), "mask.png");
+  }
+  if (t === "denoise" && $("sigma").value !== "") form.append("sigma", $("sigma").value);
+  say("");
+  delete document.body.dataset.result;
+  const t0 = performance.now();
+  await job("restore", t === "inpaint" ? "Inpainting…" : `Running ${t}…`, async () => {
+    try {
+      const resp = await fetch("/v1/restore", { method: "POST", body: form });
+      if (!resp.ok) {
+        say(`Error ${resp.status}: ${await errorText(resp)}`, "error");
+        document.body.dataset.result = "error";
+        return;
+      }
+      if (state.resultURL) URL.revokeObjectURL(state.resultURL);
+      state.resultURL = URL.createObjectURL(await resp.blob());
+      await editor.showResult(state.resultURL);
+      $("download").href = state.resultURL;
+      $("download").download = (state.file.name || "image").replace(/\.[^.]*$/, "") + `_${t}.png`;
+      $("result-bar").hidden = false;
+      document.body.dataset.result = "ready";
+      const secs = ((performance.now() - t0) / 1000).toFixed(2);
+      say(`Done in ${secs} s with ${resp.headers.get("X-Model")}. Drag across the image to compare.`, "ok");
+    } catch (e) {
+      say(`Request failed: ${e.message || e}`, "error");
+      document.body.dataset.result = "error";
+    }
+  });
+});
 
 // ---------------------------------------------------------------- generate
 $("gen-run").addEventListener("click", async () => {
+  if (running.generate) return;
   const body = { model: $("gen-model").value || null, seeds: $("seeds").value.trim() || "0-15", format: "png" };
   if ($("gen-class").value !== "") body.class = Number($("gen-class").value);
   if ($("trunc").value !== "") body.trunc = Number($("trunc").value);
-  const st = $("gen-status");
-  st.className = "muted"; st.textContent = "generating…";
-  const resp = await fetch("/v1/generate", { method: "POST", headers: { "Content-Type": "application/json" },
-                                             body: JSON.stringify(body) });
-  if (!resp.ok) { st.className = "error"; st.textContent = `error ${resp.status}: ${await errorText(resp)}`; return; }
-  const grid = $("grid");
-  if (grid.src) URL.revokeObjectURL(grid.src);
-  const url = URL.createObjectURL(await resp.blob());
-  await new Promise((resolve, reject) => { grid.onload = resolve; grid.onerror = reject; grid.src = url; });
-  grid.hidden = false;
-  st.textContent = `seeds ${resp.headers.get("X-Seeds")}`;
+  message("gen-msg", "");
+  await job("generate", "Generating…", async () => {
+    try {
+      const resp = await fetch("/v1/generate", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                 body: JSON.stringify(body) });
+      if (!resp.ok) { message("gen-msg", `Error ${resp.status}: ${await errorText(resp)}`, "error"); return; }
+      const grid = $("grid");
+      if (state.gridURL) URL.revokeObjectURL(state.gridURL);
+      state.gridURL = URL.createObjectURL(await resp.blob());
+      await new Promise((resolve, reject) => { grid.onload = resolve; grid.onerror = reject; grid.src = state.gridURL; });
+      grid.hidden = false;
+      $("gen-empty").hidden = true;
+      $("gen-download").href = state.gridURL;
+      $("gen-download").hidden = false;
+      $("gen-info").textContent = `Seeds: ${resp.headers.get("X-Seeds").replaceAll(",", ", ")}`;
+    } catch (e) {
+      message("gen-msg", `Request failed: ${e.message || e}`, "error");
+    }
+  });
 });
 
-loadModels().catch((e) => setStatus(`cannot reach the server: ${e}`, true));
+loadModels().catch((e) => {
+  $("health").textContent = "server unreachable";
+  $("health").classList.add("bad");
+  say(`Cannot reach the server: ${e.message || e}`, "error");
+});
