@@ -47,14 +47,14 @@ def measure_one(config: str, mode: str, steps: int, warmup: int, device_name: st
     cfg = load_config(config, [f"train.precision={precision}", f"train.channels_last={str(cl).lower()}",
                                f"train.compile={str(comp).lower()}"])
     if cfg.task == "gan" and cfg.data.conditional:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=10))
+        cfg = dataclasses.replace(cfg, gan=dataclasses.replace(cfg.gan, num_classes=10))
     device = torch.device(device_name)
     torch.manual_seed(0)
     task = TASKS[cfg.task](cfg, device)
     res = cfg.restore.crop if cfg.task == "restore" else cfg.data.resolution
     n = cfg.train.batch_size
     real = torch.rand(n, cfg.data.channels, res, res, device=device) * 2 - 1
-    y = torch.randint(0, max(cfg.model.num_classes, 1), (n,), device=device)
+    y = torch.randint(0, max(cfg.gan.num_classes, 1), (n,), device=device)
 
     def next_batch():
         return real, y

@@ -19,8 +19,8 @@ def shared_data() -> Path:
 
 def tiny_overrides(**extra) -> list[str]:
     """A digits run small enough for a test: 16 px, width 8, batch 16."""
-    base = {"data.resolution": 16, "model.g_width": 8, "model.d_width": 8, "model.z_dim": 16,
+    base = {"data.resolution": 16, "gan.g_width": 8, "gan.d_width": 8, "gan.z_dim": 16,
             "train.batch_size": 16, "train.log_every": 1, "train.sample_every": 2, "train.ckpt_every": 2,
-            "train.standing_stats": 2}
+            "gan.standing_stats": 2}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

@@ -53,6 +53,6 @@ def test_compiled_run_writes_checkpoints_an_eager_model_loads(tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     state = load_file(tmp_path / "run" / CHECKPOINT)
     assert not any("_orig_mod" in k for k in state)
-    eager = GAN(load_config("digits", tiny_overrides(**{"model.num_classes": 10})), CPU)
+    eager = GAN(load_config("digits", tiny_overrides(**{"gan.num_classes": 10})), CPU)
     eager.G.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("G.")})
     eager.D.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("D.")})

@@ -51,7 +51,7 @@ def png_bytes(arr: np.ndarray) -> bytes:
 
 
 def gen_cfg():
-    return load_config("digits", ["data.resolution=16", "model.g_width=8", "model.z_dim=16", "model.num_classes=10"])
+    return load_config("digits", ["data.resolution=16", "gan.g_width=8", "gan.z_dim=16", "gan.num_classes=10"])
 
 
 def generator_file(path: Path, meta_drop: str | None = None, nan: bool = False) -> Path:

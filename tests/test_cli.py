@@ -128,19 +128,24 @@ def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generato
     from pathlib import Path
 
     from resgan.checkpoint import load_checkpoint
-    from resgan.config import config_from_dict, load_config
+    from resgan.config import load_config, stored_config
+    from resgan.train import GAN_EVALUATION
+
+    GAN_EVALUATION_KEYS = [k.split('.')[1] for k in GAN_EVALUATION]
 
     found = sorted((Path(__file__).parents[1] / "assets").glob("mnist_cgan32_train_step*.safetensors"))
     assert len(found) == 1, found
     tensors, meta = load_checkpoint(found[0])
     assert meta["kind"] == "train" and found[0].stem.endswith(f"step{meta['step']}")
-    saved, preset = config_from_dict(meta["config"]), load_config("mnist")
-    preset = dataclasses.replace(preset, model=dataclasses.replace(preset.model, num_classes=saved.model.num_classes))
-    for section in ("task", "data", "model"):
+    saved, preset = stored_config(meta["config"]), load_config("mnist")
+    # the run measured FID on the way (gan.fid_*, set at its start / resumes): evaluation, not the model
+    preset = dataclasses.replace(preset, gan=dataclasses.replace(
+        preset.gan, num_classes=saved.gan.num_classes, **{k: getattr(saved.gan, k) for k in GAN_EVALUATION_KEYS}))
+    for section in ("task", "data", "gan"):
         assert getattr(saved, section) == getattr(preset, section), section
     assert saved.train.steps == preset.train.steps == meta["step"]
-    assert (saved.train.n_dis, saved.train.lr_decay, saved.train.loss) == (
-        preset.train.n_dis, preset.train.lr_decay, preset.train.loss)
+    assert (saved.gan.n_dis, saved.train.lr_decay, saved.gan.loss) == (
+        preset.gan.n_dis, preset.train.lr_decay, preset.gan.loss)
     shipped, gmeta = load_checkpoint(builtin_path("mnist"))
     assert gmeta["step"] == meta["step"]
     for k, v in shipped.items():

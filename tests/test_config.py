@@ -11,20 +11,21 @@ def test_presets_load(preset):
 
 
 def test_sngan_preset_values():
-    t = load_config("cifar10_sngan").train
-    assert (t.beta1, t.beta2, t.n_dis, t.loss, t.lr_decay) == (0.0, 0.9, 5, "hinge", "linear")
-    m = load_config("cifar10_sngan").model
-    assert (m.g_width, m.d_width) == (256, 128)
+    cfg = load_config("cifar10_sngan")
+    t, g = cfg.train, cfg.gan
+    assert (t.beta1, t.beta2, g.n_dis, g.loss, t.lr_decay) == (0.0, 0.9, 5, "hinge", "linear")
+    assert (g.g_width, g.d_width) == (256, 128)
 
 
 def test_classic_defaults():
-    t = load_config("digits_classic").train
-    assert (t.lr_g, t.beta1, t.beta2, t.loss) == (2e-4, 0.5, 0.999, "nonsaturating")
+    cfg = load_config("digits_classic")
+    t = cfg.train
+    assert (t.lr_g, t.beta1, t.beta2, cfg.gan.loss) == (2e-4, 0.5, 0.999, "nonsaturating")
 
 
 def test_overrides_and_types(tmp_path):
-    cfg = load_config("digits", ["train.lr_g=1e-3", "model.d_norm=bn", "train.steps=7", "data.limit=100"])
-    assert cfg.train.lr_g == 1e-3 and cfg.model.d_norm == "bn" and cfg.train.steps == 7 and cfg.data.limit == 100
+    cfg = load_config("digits", ["train.lr_g=1e-3", "gan.d_norm=bn", "train.steps=7", "data.limit=100"])
+    assert cfg.train.lr_g == 1e-3 and cfg.gan.d_norm == "bn" and cfg.train.steps == 7 and cfg.data.limit == 100
     assert load_config("digits", ["train.lr_g=1"]).train.lr_g == 1.0  # int where float wanted
 
 
@@ -48,3 +49,29 @@ def test_unknown_key_in_file(tmp_path):
         load_config(str(p))
     with pytest.raises(ResganError, match="no config file or preset named 'nope'"):
         load_config("nope")
+
+
+def test_old_layout_is_named_and_stored_configs_upgrade():
+    """Before each task had its own section, GAN sizes sat under model: and its losses under train:.
+    A user's config in that layout is an error naming the new key; a checkpoint's stored one loads."""
+    from resgan.config import config_from_dict, stored_config
+
+    with pytest.raises(ResganError, match="section 'model' is now 'gan'"):
+        load_config("digits", ["model.g_width=8"])
+    with pytest.raises(ResganError, match="'train.loss' is now 'gan.loss'"):
+        load_config("digits", ["train.loss=hinge"])
+    new = load_config("digits", ["gan.g_width=8", "gan.loss=wgan-gp", "gan.fid_every=5"])
+    old = new.to_dict()
+    gan = old.pop("gan")
+    old["model"] = {k: gan.pop(k) for k in list(gan) if k not in ("loss", "n_dis", "gp_weight", "r1_gamma", "diffaug",
+                                                                   "standing_stats", "sync_bn", "fid_every",
+                                                                   "fid_samples", "fid_reference")}
+    old["train"].update(gan)
+    old["restore"] = {"kind": "denoise"}  # old headers carried the other task's section too
+    with pytest.raises(ResganError):
+        config_from_dict(old)
+    assert stored_config(old) == new
+    restore = load_config("denoise_gray")
+    old_restore = {**restore.to_dict(), "model": {"z_dim": 128}}
+    old_restore["train"] = {**old_restore["train"], "loss": "hinge", "n_dis": 1}
+    assert stored_config(old_restore) == restore

@@ -20,7 +20,7 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 # unconditional G without BatchNorm: no per-rank batch statistics (SyncBatchNorm is CUDA-only),
 # so 2 ranks x 8 images compute what 1 process computes on the 16 images; fp32, so that the bound
 # below is about summation order only (auto picks bf16 on CPUs with bf16 instructions)
-EXTRA = {"data.conditional": "false", "model.g_norm": "none", "train.loss": "wgan-gp", "train.n_dis": 2,
+EXTRA = {"data.conditional": "false", "gan.g_norm": "none", "gan.loss": "wgan-gp", "gan.n_dis": 2,
          "train.sample_every": 100, "train.ckpt_every": 100, "train.precision": "fp32"}
 pytestmark = pytest.mark.skipif(not TORCHRUN.exists() or not torch.distributed.is_available(),
                                 reason="torchrun / torch.distributed not available")

@@ -368,11 +368,11 @@ def test_cas_classifier_is_trained_once_and_cached(tmp_path):
 def tiny_generator(path):
     """A (random) class-conditional 16 px digits generator checkpoint, as ``resgan export`` writes one."""
     from resgan.checkpoint import save_checkpoint
-    from resgan.config import Config, DataConfig, ModelConfig
+    from resgan.config import Config, DataConfig, GanConfig
     from resgan.gan.models import build_generator
 
     cfg = Config(data=DataConfig(name="digits", resolution=16, limit=500),
-                 model=ModelConfig(z_dim=16, g_width=8, num_classes=10))
+                 gan=GanConfig(z_dim=16, g_width=8, num_classes=10))
     torch.manual_seed(0)
     G = build_generator(cfg)
     save_checkpoint(path, {f"G_ema.{k}": v for k, v in G.state_dict().items()},

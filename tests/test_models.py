@@ -125,9 +125,9 @@ def test_discriminator_with_minibatch_std_trains_a_step():
     from resgan.gan.task import GAN
 
     with pytest.raises(ResganError, match="d_mbstd"):
-        load_config("digits", ["model.d_mbstd=3", "train.batch_size=16"])
-    cfg = load_config("digits", ["model.d_mbstd=4", "train.batch_size=8", "data.resolution=16",
-                                 "model.g_width=8", "model.d_width=8", "model.num_classes=10"])
+        load_config("digits", ["gan.d_mbstd=3", "train.batch_size=16"])
+    cfg = load_config("digits", ["gan.d_mbstd=4", "train.batch_size=8", "data.resolution=16",
+                                 "gan.g_width=8", "gan.d_width=8", "gan.num_classes=10"])
     gan = GAN(cfg, torch.device("cpu"))
     assert any(isinstance(m, MinibatchStd) for m in gan.D.modules())
     real = torch.rand(8, 1, 16, 16) * 2 - 1

@@ -33,8 +33,14 @@ def test_presets_load_and_config_is_strict():
         config_from_dict({"task": "restore", "restore": {"kind": "colourise"}})
     with pytest.raises(ResganError, match="multiple of restore.scale"):
         config_from_dict({"task": "restore", "restore": {"kind": "sr", "scale": 3, "crop": 32}})
-    # the GAN path does not look at the restore section
-    assert config_from_dict({"task": "gan", "restore": {"kind": "colourise"}}).task == "gan"
+    # each task has its own section: the other task's section (or key) is an error naming it
+    with pytest.raises(ResganError, match="section 'restore' belongs to task 'restore'; this config's task is 'gan'"):
+        config_from_dict({"task": "gan", "restore": {"kind": "denoise"}})
+    with pytest.raises(ResganError, match="section 'gan' belongs to task 'gan'"):
+        load_config("denoise_gray", ["gan.loss=hinge"])
+    with pytest.raises(ResganError, match="'train.n_dis' is now 'gan.n_dis'"):
+        load_config("denoise_gray", ["train.n_dis=2"])
+    assert "gan" not in load_config("denoise_gray").to_dict() and "restore" not in load_config("digits").to_dict()
 
 
 def test_patches_are_deterministic():
@@ -109,3 +115,22 @@ def test_bf16_channels_last_step_with_adversarial_loss():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert next(task.net.parameters()).dtype == torch.float32  # autocast: weights stay fp32
+
+
+def test_train_init_fine_tunes_from_a_model_of_another_kind(tmp_path):
+    """train.init: a JPEG run starts from a noise-map denoiser's weights; the first convolution, whose input
+    holds the noise map there, is the only tensor left fresh; a net with nothing in common is refused."""
+    from resgan.checkpoint import load_checkpoint, unprefixed
+
+    src = train(config_from_dict(tiny(2, noise_map=True, sigma_max=50.0)), tmp_path / "dn", progress=False)
+    source = unprefixed("net_ema", load_checkpoint(src)[0])
+    cfg = config_from_dict({**tiny(1, kind="jpeg"), "train": {**tiny(1)["train"], "init": str(tmp_path / "dn"),
+                                                              "lr_g": 1e-12}})
+    out = train(cfg, tmp_path / "jpeg", progress=False)
+    tuned = unprefixed("net_ema", load_checkpoint(out)[0])
+    same = [k for k in tuned if k in source and tuned[k].shape == source[k].shape]
+    assert len(same) == len(tuned) - 1 and all(torch.allclose(tuned[k], source[k], atol=1e-6) for k in same)
+    with pytest.raises(ResganError, match="shares no tensor"):
+        train(config_from_dict({**tiny(1, kind="inpaint", width=4, crop=32),
+                                "train": {**tiny(1)["train"], "init": str(tmp_path / "dn")}}), tmp_path / "x",
+              progress=False)

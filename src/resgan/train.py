@@ -32,13 +32,14 @@ from .checkpoint import (
     save_checkpoint,
     unprefixed,
 )
-from .config import Config, apply_overrides, config_from_dict
+from .config import Config, apply_overrides, config_from_dict, stored_config
 from .data import BatchSampler, ImageSet, to_float
 from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown
 from .errors import ResganError, Stopped, TrainingDiverged
 from .gan.task import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
+from .zoo import init_weights
 
 CHECKPOINT = LATEST
 
@@ -142,6 +143,7 @@ def load_run_checkpoint(path: Path, task, sampler: BatchSampler) -> int:
 
 
 RELOCATABLE = ("data.path", "restore.val_path", "restore.mask_path")  # folders a resumed run may find elsewhere
+GAN_EVALUATION = ("gan.fid_every", "gan.fid_samples", "gan.fid_reference")  # measure, change no weight
 
 
 def resume_config(run_dir: Path, overrides: list[str] | None = None, steps: int | None = None) -> Config:
@@ -155,13 +157,13 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, steps: int 
     _, meta = load_checkpoint(run_dir / CHECKPOINT)
     if meta.get("kind") != "train" or not isinstance(meta.get("config"), dict):
         raise ResganError(f"{run_dir / CHECKPOINT} is not a training checkpoint")
-    stored = meta["config"]
-    saved = config_from_dict(stored)
+    saved = stored_config(meta["config"])
+    stored = saved.to_dict()
     new = config_from_dict(apply_overrides(copy.deepcopy(stored), list(overrides or [])))
     for text in overrides or []:
         key = text.split("=", 1)[0].strip()
         section = key.split(".", 1)[0]
-        if (section != "train" or key == "train.seed") and key not in RELOCATABLE:
+        if (section != "train" or key == "train.seed") and key not in RELOCATABLE + GAN_EVALUATION:
             a, b = _lookup(saved, key), _lookup(new, key)
             if a != b:
                 raise ResganError(f"--set {key}={b!r}: the run in {run_dir} was trained with {key}={a!r}; a resumed "
@@ -213,6 +215,10 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
     task = TASKS[cfg.task](cfg, device, world)
     sampler = BatchSampler(len(data), cfg.train.batch_size, cfg.train.seed)
     step = load_run_checkpoint(ckpt_path, task, sampler) if resume else 0
+    if not resume and cfg.train.init:
+        fresh = init_weights(task.modules(), cfg.task, cfg.train.init)
+        if world.is_main:
+            print(f"train.init: weights from {cfg.train.init}" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
     main = world.is_main
     if main:

@@ -17,7 +17,7 @@ import torch
 
 from . import __version__
 from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
-from .config import Config, config_from_dict
+from .config import Config, stored_config
 from .errors import ResganError
 from .gan.models import ResNetGenerator, build_generator
 from .restore.models import build_net
@@ -86,13 +86,36 @@ def _load_ema(path: Path, task: str, what: str) -> tuple[Config, dict, dict[str,
     return model_config(path, meta), meta, state
 
 
+def init_weights(modules: dict[str, torch.nn.Module], task: str, source: str) -> list[str]:
+    """``train.init``: copy a trained model's EMA net into a fresh run's net and its EMA (``G`` / ``G_ema``,
+    ``net`` / ``net_ema``): every tensor whose name and shape match (fine-tuning, e.g. a JPEG model from a
+    denoiser of the same architecture). Returns the names left at their fresh initialisation; a source that
+    shares no tensor at all is an error, since then nothing would be fine-tuned."""
+    path = resolve_file(source)
+    _, _, state = _load_ema(path, task, f"a {task} model")
+    ema_name = EMA_NET[task][0]
+    fresh: list[str] = []
+    copied = 0
+    for name in (ema_name.removesuffix("_ema"), ema_name):
+        own = modules[name].state_dict()
+        for k, v in own.items():
+            if k in state and state[k].shape == v.shape:
+                v.copy_(state[k].to(v.dtype))
+                copied += 1
+            elif name == ema_name:
+                fresh.append(k)
+    if not copied:
+        raise ResganError(f"train.init: {path} shares no tensor (name and shape) with this run's net")
+    return fresh
+
+
 def model_config(path: Path, meta: dict) -> Config:
     """The Config stored in a checkpoint's header; a header without a usable one is a ResganError."""
     if not isinstance(meta.get("config"), dict):
         raise ResganError(f"{path}: the checkpoint's header holds no model config (not written by resgan "
                           "train / export, or edited); re-export it from its run directory")
     try:
-        return config_from_dict(meta["config"])
+        return stored_config(meta["config"])
     except (ResganError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise ResganError(f"{path}: the checkpoint's model config is unusable: {e}") from None
 
@@ -165,10 +188,10 @@ def export(source: str | Path, out: Path, half: bool = True) -> Path:
             if k.startswith(prefix + ".")}
     if not keep:
         raise ResganError(f"{path} holds no {kind}")
-    model_config(path, meta)
+    cfg = model_config(path, meta)  # written in the current layout, whatever version wrote the run
     check_finite(path, keep)
     out_meta = {"kind": kind, "task": task, "version": __version__, "step": int(meta.get("step", 0)),
-                "config": meta["config"]}
+                "config": cfg.to_dict()}
     if task == "gan":
         out_meta["classes"] = meta.get("classes", [])
     save_checkpoint(Path(out), keep, out_meta)

@@ -34,7 +34,7 @@ class ResNetGenerator(nn.Module):
         super().__init__()
         check_resolution(resolution)
         if norm not in ("bn", "none") or (norm == "none" and num_classes):
-            raise ResganError("model.g_norm must be bn, or none for an unconditional generator")
+            raise ResganError("gan.g_norm must be bn, or none for an unconditional generator")
         mults = tuple(mults or G_MULTS[resolution])
         if len(mults) != len(G_MULTS[resolution]):
             raise ResganError(f"g_mults needs {len(G_MULTS[resolution])} entries at resolution {resolution}")
@@ -98,12 +98,12 @@ class ResNetDiscriminator(nn.Module):
 
 
 def build_generator(cfg: Config) -> ResNetGenerator:
-    m = cfg.model
+    m = cfg.gan
     return ResNetGenerator(cfg.data.resolution, cfg.data.channels, m.z_dim, m.g_width, m.num_classes,
                            tuple(m.g_mults) if m.g_mults else None, m.g_norm, m.cbn_embed)
 
 
 def build_discriminator(cfg: Config) -> ResNetDiscriminator:
-    m = cfg.model
+    m = cfg.gan
     return ResNetDiscriminator(cfg.data.resolution, cfg.data.channels, m.d_width, m.num_classes, m.d_norm,
                                tuple(m.d_mults) if m.d_mults else None, m.d_mbstd)

@@ -56,26 +56,26 @@ class GAN:
 
     @staticmethod
     def configure(cfg: Config, data: ImageSet) -> Config:
-        """Set model.num_classes from the data when the run is conditional."""
+        """Set gan.num_classes from the data when the run is conditional."""
         n = len(data.classes) if cfg.data.conditional else 0
         if cfg.data.conditional and n < 2:
             raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
                               "(for a folder: one sub-folder per class); set data.conditional=false")
-        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_classes=n))
+        return dataclasses.replace(cfg, gan=dataclasses.replace(cfg.gan, num_classes=n))
 
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world
         t = cfg.train
-        if cfg.model.d_mbstd and (t.batch_size // world.size) % cfg.model.d_mbstd:
-            raise ResganError(f"model.d_mbstd {cfg.model.d_mbstd} must divide the per-rank batch "
+        if cfg.gan.d_mbstd and (t.batch_size // world.size) % cfg.gan.d_mbstd:
+            raise ResganError(f"gan.d_mbstd {cfg.gan.d_mbstd} must divide the per-rank batch "
                               f"{t.batch_size // world.size}")
         self.precision = resolve_precision(t.precision, device)
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
         self.G_ema = copy.deepcopy(self.G).eval()
-        if t.sync_bn and world.size > 1:
+        if cfg.gan.sync_bn and world.size > 1:
             if device.type != "cuda":
-                raise ResganError("train.sync_bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel)")
+                raise ResganError("gan.sync_bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel)")
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
         for p in self.G_ema.parameters():
             p.requires_grad_(False)
@@ -89,11 +89,11 @@ class GAN:
         if t.compile:  # after the optimizers: compile leaves parameters and state-dict keys as they are
             compile_module(self.G)
             compile_module(self.D)
-        self.d_loss_fn, self.g_loss_fn = get_loss(t.loss)
-        self.policy = parse_policy(t.diffaug)
-        self.num_classes = cfg.model.num_classes
+        self.d_loss_fn, self.g_loss_fn = get_loss(cfg.gan.loss)
+        self.policy = parse_policy(cfg.gan.diffaug)
+        self.num_classes = cfg.gan.num_classes
         self.steps_done = 0  # generator steps, for the learning-rate schedule and EMA start
-        self.tracker = None  # FID / CAS during training (train.fid_every), made on first use
+        self.tracker = None  # FID / CAS during training (gan.fid_every), made on first use
 
     # ------------------------------------------------------------------ pieces of a step
     def autocast(self):
@@ -106,7 +106,7 @@ class GAN:
     def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's slice of a global batch of noise (and labels), drawn alike on every rank."""
         n_global, part = n * self.world.size, self.world.slice(n * self.world.size)
-        z = torch.randn(n_global, self.cfg.model.z_dim, device=self.device)[part]
+        z = torch.randn(n_global, self.cfg.gan.z_dim, device=self.device)[part]
         y = torch.randint(0, self.num_classes, (n_global,), device=self.device)[part] if self.num_classes else None
         return z, y
 
@@ -126,22 +126,22 @@ class GAN:
         forward per backward, which torch.compile needs (spectral norm updates its vectors in place).
         A BatchNorm discriminator sees real and fake in separate passes, so each has its own statistics.
         """
-        t = self.cfg.train
+        g = self.cfg.gan
         n = real.shape[0]
         z, y_fake = self._noise(n)
         with torch.no_grad(), self.autocast():
             fake = self.G(z, y_fake)
         real_in, fake_in = self._prep(real), self._prep(fake.float())
-        if t.r1_gamma > 0:
+        if g.r1_gamma > 0:
             real_in = real_in.detach().requires_grad_(True)
         x_hat = None
-        if t.loss == "wgan-gp":
+        if g.loss == "wgan-gp":
             n_global = n * self.world.size
             alpha = torch.rand(n_global, 1, 1, 1, device=self.device)[self.world.slice(n_global)]
             x_hat = interpolates(real_in, fake_in, alpha)
         out: dict[str, float] = {}
         with self.autocast():
-            if self.cfg.model.d_norm != "bn":
+            if self.cfg.gan.d_norm != "bn":
                 parts = [real_in, fake_in] + ([x_hat] if x_hat is not None else [])
                 ys = None if y_real is None else torch.cat([y_real, y_fake] + ([y_real] if x_hat is not None else []))
                 logits = self.D(torch.cat(parts), ys).float().split(n)
@@ -154,11 +154,11 @@ class GAN:
         out.update(d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
         if x_hat is not None:
             gp = gradient_norm_penalty(logits[2], x_hat)
-            loss = loss + t.gp_weight * gp
+            loss = loss + g.gp_weight * gp
             out["gp"] = gp.item()
-        if t.r1_gamma > 0:
+        if g.r1_gamma > 0:
             r1 = r1_penalty(d_real, real_in)
-            loss = loss + 0.5 * t.r1_gamma * r1
+            loss = loss + 0.5 * g.r1_gamma * r1
             out["r1"] = r1.item()
         self._backward_step(loss, self.D, self.opt_d, self.scaler_d)
         out["loss_d"] = loss.item()
@@ -199,10 +199,10 @@ class GAN:
         self.G.train()
         self.D.train()
         stats: dict[str, float] = {}
-        for _ in range(self.cfg.train.n_dis):
+        for _ in range(self.cfg.gan.n_dis):
             real, y = next_batch()
             for k, v in self.d_step(real, y if self.num_classes else None).items():
-                stats[k] = stats.get(k, 0.0) + v / self.cfg.train.n_dis
+                stats[k] = stats.get(k, 0.0) + v / self.cfg.gan.n_dis
         stats.update(self.g_step(real.shape[0]))
         self.steps_done += 1
         self.update_ema()
@@ -211,13 +211,13 @@ class GAN:
 
     def images_per_step(self) -> int:
         """Real images per generator step, over all ranks."""
-        return self.cfg.train.batch_size * self.cfg.train.n_dis
+        return self.cfg.train.batch_size * self.cfg.gan.n_dis
 
     # ------------------------------------------------------------------ sampling
     def finalize_ema(self) -> None:
         """Give the EMA generator BatchNorm statistics of its own (see :func:`standing_stats`)."""
-        if self.cfg.train.standing_stats > 0:
-            standing_stats(self.G_ema, self.cfg.train.standing_stats, self.cfg.train.batch_size, self.cfg.train.seed)
+        if self.cfg.gan.standing_stats > 0:
+            standing_stats(self.G_ema, self.cfg.gan.standing_stats, self.cfg.train.batch_size, self.cfg.train.seed)
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
@@ -226,18 +226,18 @@ class GAN:
         g = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
         if self.num_classes:
             rows, cols = min(self.num_classes, 20), 10
-            z = torch.randn(cols, self.cfg.model.z_dim, generator=g).repeat(rows, 1)
+            z = torch.randn(cols, self.cfg.gan.z_dim, generator=g).repeat(rows, 1)
             y = torch.arange(rows).repeat_interleave(cols).to(self.device)
         else:
             rows = cols = 8
-            z, y = torch.randn(rows * cols, self.cfg.model.z_dim, generator=g), None
+            z, y = torch.randn(rows * cols, self.cfg.gan.z_dim, generator=g), None
         self.G_ema.eval()
         return self.G_ema(z.to(self.device), y).float().cpu(), cols
 
     def validate(self) -> dict[str, float]:
-        """FID (and CAS) of the EMA generator every ``train.fid_every`` steps and at the last step."""
-        t = self.cfg.train
-        if not t.fid_every or (self.steps_done % t.fid_every and self.steps_done != t.steps):
+        """FID (and CAS) of the EMA generator every ``gan.fid_every`` steps and at the last step."""
+        every = self.cfg.gan.fid_every
+        if not every or (self.steps_done % every and self.steps_done != self.cfg.train.steps):
             return {}
         from .tracker import QualityTracker
 

@@ -1,7 +1,7 @@
 """Quality of the generator while it trains: FID (and CAS for conditional models) of the EMA
-generator every ``train.fid_every`` steps, logged to ``metrics.jsonl`` and drawn in ``report.html``.
+generator every ``gan.fid_every`` steps, logged to ``metrics.jsonl`` and drawn in ``report.html``.
 
-The reference is a data set spec or folder (``train.fid_reference``), by default the training data's
+The reference is a data set spec or folder (``gan.fid_reference``), by default the training data's
 test split (its train split when it has none: ``digits``, ``folder``), loaded at the generator's
 resolution; its features and statistics are computed once and cached (:mod:`resgan.metrics.cache`).
 Samples are class-balanced, from seeds 0..n-1 (the same images at every evaluation), and drawing them
@@ -21,9 +21,9 @@ HAS_TEST_SPLIT = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
 
 def reference_spec(cfg: Config) -> str:
-    t, d = cfg.train, cfg.data
-    if t.fid_reference:
-        return t.fid_reference
+    g, d = cfg.gan, cfg.data
+    if g.fid_reference:
+        return g.fid_reference
     if d.name == "folder":
         return str(d.path)
     split = "test" if d.name in HAS_TEST_SPLIT else "train"
@@ -66,7 +66,7 @@ class QualityTracker:
         from .sampling import generate
 
         mu_ref, sigma_ref = self._reference()
-        images, labels = generate(G, list(range(self.cfg.train.fid_samples)))
+        images, labels = generate(G, list(range(self.cfg.gan.fid_samples)))
         images = to_uint8(images)
         feats = self.extractor.extract_tensor(images)["pool3"].astype(np.float64)
         mu, sigma = mean_cov(feats)
