@@ -1,7 +1,9 @@
-"""x4 super-resolution on Set5 / Set14: PSNR on Y (BT.601) with a 4-pixel border crop, of a
-resgan SR model beside bicubic upscaling.
+"""x4 super-resolution on Set5 / Set14 / BSD100: PSNR on Y (BT.601) with a 4-pixel border crop, of a
+resgan SR model beside bicubic upscaling and the published figures of FSRCNN / SRResNet / IMDN / RFDN.
 
-    .venv/bin/python benchmarks/restore_sr.py [--data ../shared/data] [--model sr_x4]
+    .venv/bin/python benchmarks/restore_sr.py [--data ../shared/data] [--model sr_x4] [--sets Set5,Set14,BSD100]
+
+BSD100 is the BSDS300 test set, i.e. ``photos/bsds500/val`` (100 photos; never trained on).
 
 Low-resolution inputs: HR cropped to a multiple of 4, antialiased bicubic downscale (PyTorch,
 like the training degradation; MATLAB's imresize differs slightly), rounded to uint8.
@@ -23,6 +25,12 @@ from resgan.restore.degradations import bicubic_down, bicubic_up
 from resgan.restore.infer import load_model, restore_array
 
 
+# Published x4 PSNR (Y, border 4, MATLAB bicubic degradation): Set5 / Set14 / BSD100
+PUBLISHED = {"FSRCNN": (30.72, 27.61, 26.98), "SRResNet": (32.05, 28.49, 27.58), "IMDN": (32.21, 28.58, 27.56),
+             "RFDN": (32.24, 28.61, 27.57)}
+SETS = {"Set5": "sr/Set5", "Set14": "sr/Set14", "BSD100": "photos/bsds500/val"}
+
+
 def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
     return psnr(a, b, crop_border=border, y=True)
 
@@ -31,15 +39,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
     ap.add_argument("--model", default="sr_x4")
+    ap.add_argument("--sets", default="Set5,Set14,BSD100")
+    ap.add_argument("--limit", type=int, help="first N images of each set")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("sr", args.model)
     s = model.scale
     rows = []
-    for name in ("Set5", "Set14"):
-        folder = data_root(args.data) / "sr" / name
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    for name in args.sets.split(","):
+        folder = data_root(args.data) / SETS[name]
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)[:args.limit]
         ours, bic, times = [], [], []
         for f in files:
             hr = read_image(f).data
@@ -56,11 +66,14 @@ def main() -> None:
             truth = to_u8(hr)
             ours.append(psnr_y(to_u8(out), truth, s))
             bic.append(psnr_y(to_u8(up), truth, s))
+        col = list(SETS).index(name)
         rows.append([name, len(files), float(np.mean(bic)), float(np.mean(ours)), float(np.mean(ours) - np.mean(bic)),
-                     f"{np.mean(times):.2f}"])
+                     f"{np.median(times):.2f}", *(v[col] for v in PUBLISHED.values())])
     print(f"x{s} SR, PSNR on Y, border {s}; model {model.source} ({model.step} steps, width "
           f"{model.cfg.restore.width}, {model.cfg.restore.blocks} blocks); {torch.get_num_threads()} CPU threads\n")
-    print(table(["set", "images", "bicubic (dB)", "resgan (dB)", "gain (dB)", "resgan s / image"], rows))
+    print(table(["set", "images", "bicubic (dB)", "resgan (dB)", "gain (dB)", "resgan s / image",
+                 *(f"{k} (published)" for k in PUBLISHED)], rows))
+    print("\npublished figures use MATLAB's bicubic downscale; ours PyTorch's antialiased one (about the same)")
     print(f"\ncommand: {command()}")
 
 
