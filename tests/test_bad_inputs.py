@@ -271,7 +271,7 @@ def test_generate_seeds_are_bounded_up_front(tmp_path, capsys, models, seeds, wh
 @pytest.mark.parametrize("trunc", ["1e-4", "1e-300", "0", "-1", "nan", "inf"])
 def test_generate_trunc_range(tmp_path, capsys, models, trunc):
     code, lines = cli(capsys, "generate", models["gen"], "--seeds", "0-3", "--trunc", trunc, "--out", tmp_path / "o")
-    assert_one_error(code, lines, f"--trunc must be a finite number >= {MIN_TRUNC}")
+    assert_one_error(code, lines, f"--trunc-threshold must be a finite number >= {MIN_TRUNC}")
     assert not (tmp_path / "o").exists()
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +55,38 @@ def prepare_dir(path: Path) -> Path:
     return path
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS tells it (Linux /proc); elsewhere
+    set and restored under a lock (os.umask has no read-only form)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: Path) -> int:
+    """The permission bits a written file gets: an existing file's own, else 0666 less the umask
+    (what ``open(path, "w")`` gives; mkstemp alone would leave 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
-    A place that cannot be written (permissions, a file where a folder is needed, a folder where
-    the file should go, /proc, a full disk) is a ResganError naming ``path``."""
+    The file gets the mode a plain write would give (0666 less the umask; a replaced file keeps its
+    own). A place that cannot be written (permissions, a file where a folder is needed, a folder
+    where the file should go, /proc, a full disk) is a ResganError naming ``path``."""
     path = Path(path)
     if path.is_dir():
         raise ResganError(f"{path}: is a folder, but a file is to be written there")
@@ -66,6 +96,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as e:
         raise _os_error(path, e) from None
     try:
+        os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

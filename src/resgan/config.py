@@ -26,9 +26,9 @@ class DataConfig:
     name: str = "digits"  # digits | mnist | fashion_mnist | cifar10 | cifar100 | folder
     path: str | None = None  # folder or data set directory; None: $RESGAN_DATA/<name> where it applies
     split: str = "train"  # train | test
-    resolution: int = 32
-    channels: int = 1
-    conditional: bool = True  # use class labels (folder: sub-folders are classes)
+    resolution: int = 32  # 0: from the images (GAN on a folder: 16 / 32 / 64 / 128, see data.infer_folder)
+    channels: int = 1  # 1 grey | 3 RGB | 0: from the images (GAN on a folder)
+    conditional: bool | None = True  # use class labels (folder: sub-folders are classes); null: when 2+ classes
     download: bool = False  # MNIST / Fashion-MNIST: fetch and checksum when missing
     limit: int | None = None  # use only the first N images
 
@@ -193,11 +193,13 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 def preset_path(name_or_path: str) -> Path:
     """A preset's name (``digits``) or a YAML file's path."""
     p = Path(name_or_path)
+    candidate = PRESET_DIR / f"{name_or_path}.yaml"
+    if p.is_dir() and candidate.is_file() and "/" not in name_or_path:
+        return candidate  # `resgan train folder` where ./folder/ exists: the preset
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ResganError(f"config file not found: {p}")
         return p
-    candidate = PRESET_DIR / f"{name_or_path}.yaml"
     if not candidate.is_file():
         names = ", ".join(sorted(q.stem for q in PRESET_DIR.glob("*.yaml")))
         raise ResganError(f"no config file or preset named {name_or_path!r} (presets: {names})")
@@ -280,11 +282,19 @@ def stored_config(data: dict[str, Any]) -> Config:
     return config_from_dict(data)
 
 
+def infers(cfg: Config) -> bool:
+    """Whether ``data.channels`` / ``data.resolution`` may be 0 (inferred from the images): a GAN on a folder."""
+    return cfg.task == "gan" and cfg.data.name == "folder"
+
+
 def validate(cfg: Config) -> None:
     t = cfg.train
     checks = [
         (cfg.task in TASK_NAMES, f"unknown task {cfg.task!r}; choose one of {', '.join(TASK_NAMES)}"),
-        (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
+        (cfg.data.channels in (1, 3) or (cfg.data.channels == 0 and infers(cfg)),
+         "data.channels must be 1 or 3 (0, inferred from the images: a GAN on data.name=folder only)"),
+        (cfg.data.resolution > 0 or (cfg.data.resolution == 0 and infers(cfg)),
+         "data.resolution must be > 0 (0, inferred from the images: a GAN on data.name=folder only)"),
         (t.steps >= 1, "train.steps must be >= 1"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
         (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),

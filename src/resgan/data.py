@@ -33,6 +33,7 @@ class ImageSet:
     images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor  # int64 (N,)
     classes: list[str]
+    note: str = ""  # what a loader inferred, in words (printed when a run starts)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -73,9 +74,14 @@ def _from_arrays(arrays: np.ndarray, labels: np.ndarray, classes: list[str], cfg
 
 # ---------------------------------------------------------------- image folders
 
-def load_folder(cfg: DataConfig) -> ImageSet:
+def folder_entries(cfg: DataConfig) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(image file, label) of an image folder (sub-folders = classes, each searched recursively;
+    none: every image directly in it, unlabelled) and the class names; ``data.limit`` applied."""
     root = Path(cfg.path or "")
-    if not cfg.path or not root.is_dir():
+    if not cfg.path:
+        raise ResganError("data.path is not set: give the image folder, --set data.path=DIR "
+                          "(one sub-folder per class, or the images directly in DIR)")
+    if not root.is_dir():
         raise ResganError(f"data.path {cfg.path!r} is not a folder of images")
     subdirs = sorted(d for d in root.iterdir() if d.is_dir())
     if subdirs:
@@ -89,6 +95,73 @@ def load_folder(cfg: DataConfig) -> ImageSet:
         raise ResganError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {root}")
     if cfg.limit:
         entries = entries[: cfg.limit]
+    return entries, classes
+
+
+# the sizes the GAN nets are built for (resgan.gan.models); a folder's inferred resolution is one of them
+GAN_RESOLUTIONS = (16, 32, 64, 128)
+INFER_SAMPLE = 256  # images (spread over the folder) looked at to infer a folder's settings
+GREY_SPREAD = 3  # an RGB image whose channels differ by at most this (99th percentile) is grey
+
+
+def _is_grey(img: Image.Image) -> bool:
+    """Grey by its mode, or an RGB / palette image whose three channels are (nearly) equal."""
+    if img.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F"):
+        return True
+    small = img.copy()
+    small.thumbnail((64, 64))
+    arr = np.asarray(small.convert("RGB"), dtype=np.int16)
+    spread = np.maximum(np.abs(arr[..., 0] - arr[..., 1]), np.abs(arr[..., 1] - arr[..., 2]))
+    return float(np.percentile(spread, 99)) <= GREY_SPREAD
+
+
+def infer_folder(cfg: DataConfig) -> tuple[DataConfig, str]:
+    """A folder's settings left to be inferred (``resolution: 0``, ``channels: 0``, ``conditional:
+    null``, as the ``folder`` preset has them) filled from its images: colour if any looked-at image
+    is colour, else grey; the supported resolution (16 / 32 / 64 / 128) nearest, on a log scale, to
+    the median shorter side; conditional when there are two or more class sub-folders. Returns the
+    config and one line saying what the data is and what was inferred."""
+    import dataclasses
+
+    entries, classes = folder_entries(cfg)
+    step = max(1, len(entries) // INFER_SAMPLE)
+    sides, grey = [], True
+    for f, _ in entries[::step][:INFER_SAMPLE]:
+        try:
+            with Image.open(f) as img:
+                sides.append(min(img.size))
+                if cfg.channels == 0 and grey:
+                    grey = _is_grey(img)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise ResganError(f"cannot read image {f}: {e}") from None
+    inferred = []
+    if cfg.channels == 0:
+        cfg = dataclasses.replace(cfg, channels=1 if grey else 3)
+        inferred.append("channels")
+    if cfg.resolution == 0:
+        median = float(np.median(sides))
+        res = min(GAN_RESOLUTIONS, key=lambda r: (abs(np.log2(r / median)), -r))
+        cfg = dataclasses.replace(cfg, resolution=res)
+        inferred.append(f"resolution (median shorter side {median:g} px)")
+    if cfg.conditional is None:
+        cfg = dataclasses.replace(cfg, conditional=len(classes) >= 2)
+        inferred.append("classes")
+    if cfg.conditional:
+        kinds = f"{len(classes)} classes ({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''})"
+    else:
+        kinds = "unconditional" + (f" ({len(classes)} sub-folder{'s' * (len(classes) > 1)})" if classes else "")
+    line = (f"data: {cfg.path}: {len(entries):,} images, {kinds}, {'grey' if cfg.channels == 1 else 'RGB'}, "
+            f"{cfg.resolution}x{cfg.resolution}")
+    if inferred:
+        line += f" (inferred: {', '.join(inferred)})"
+    return cfg, line
+
+
+def load_folder(cfg: DataConfig) -> ImageSet:
+    note = ""
+    if cfg.resolution == 0 or cfg.channels == 0 or cfg.conditional is None:
+        cfg, note = infer_folder(cfg)
+    entries, classes = folder_entries(cfg)
     images = []
     for f, _ in entries:
         try:
@@ -97,7 +170,7 @@ def load_folder(cfg: DataConfig) -> ImageSet:
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise ResganError(f"cannot read image {f}: {e}") from None
     labels = np.array([c for _, c in entries], dtype=np.int64)
-    return ImageSet(torch.from_numpy(np.stack(images)), torch.from_numpy(labels), classes)
+    return ImageSet(torch.from_numpy(np.stack(images)), torch.from_numpy(labels), classes, note)
 
 
 # ---------------------------------------------------------------- MNIST / Fashion-MNIST (IDX)

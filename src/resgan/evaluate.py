@@ -5,10 +5,17 @@ A and B are each one of:
 
 * a folder of images (sub-folders searched; PSNR / SSIM pair files by name);
 * a data set spec ``name[:path[:split]]`` (``digits``, ``mnist:../shared/data/mnist:train``,
-  ``cifar10::test`` with the path from ``$RESGAN_DATA``), loaded with :func:`resgan.data.load_dataset`
-  at its native resolution, or at the generator's resolution when the other side is a generator;
+  ``cifar10::test`` with the path from ``$RESGAN_DATA``, ``folder:DIR`` for a training folder),
+  loaded with :func:`resgan.data.load_dataset` (resized and centre-cropped as training reads it);
 * a run directory, a checkpoint or a built-in generator name (``mnist``): ``n`` samples are
   generated from seeds 0..n-1, class-balanced (class = seed % classes) for conditional models.
+
+The resolution rule (:data:`RESOLUTION_RULE`, printed with the results) is one rule, whatever
+the kinds: generated images and folder images are scored at their own size; a data set spec is
+read at the size (and grey / colour) of the other side's images (a generator's output, or a
+folder whose images share one square size), else at its native size; every image is then resized
+to 299x299 by the same Inception preprocessing. So a generator and a folder of its samples
+written as PNGs get the same FID against the same data set.
 
 Features of data sets and folders are cached (see :mod:`resgan.metrics.cache`).
 """
@@ -37,21 +44,40 @@ PAIR_METRICS = ("psnr", "ssim")
 ALL_METRICS = GAN_METRICS + PAIR_METRICS
 DEFAULT_SAMPLES = 1000  # generated images when -n is not given
 NATIVE = {"mnist": (28, 1), "fashion_mnist": (28, 1), "cifar10": (32, 3), "cifar100": (32, 3), "digits": (8, 1)}
+RESOLUTION_RULE = ("generators and folders at their own size; a data set at the other side's image size (else "
+                   "native); then every image resized to 299x299 (Inception, TF1 bilinear)")
 
 
 @dataclass
 class Source:
     spec: str
-    kind: str  # folder | dataset | generator
-    images: torch.Tensor | None = None  # uint8 (N, C, H, W): data sets and generated samples
+    kind: str  # folder | dataset | generator | images (in memory, from the Python API)
+    # uint8 (N, C, H, W): data sets and generated samples; in-memory images: that, or a list of (C, H, W)
+    images: torch.Tensor | list[torch.Tensor] | None = None
     labels: torch.Tensor | None = None
     files: list[Path] = field(default_factory=list)  # folders
     data: DataConfig | None = None  # data set: its config; generator: the data it was trained on
     cache_parts: dict | None = None  # what identifies its features in the cache (None: not cached)
     num_classes: int = 0
+    shape: tuple[int, int] | None = None  # (square size, channels) of its images; None: mixed sizes
+    resolution: str = ""  # how its images are sized, in words (printed with the results)
 
     def __len__(self) -> int:
         return len(self.files) if self.kind == "folder" else len(self.images)
+
+
+def images_source(images: list[torch.Tensor], name: str = "images") -> Source:
+    """In-memory uint8 (C, H, W) images (any sizes) as a Source, scored like a folder (not cached)."""
+    sizes = {tuple(x.shape) for x in images}
+    if not images:
+        raise ResganError(f"{name}: no images")
+    batch: torch.Tensor | list[torch.Tensor] = torch.stack(images) if len(sizes) == 1 else images
+    shape, words = None, "mixed sizes"
+    if len(sizes) == 1:
+        (c, h, w), = sizes
+        words = f"{w}x{h} {'grey' if c == 1 else 'colour'}"
+        shape = (w, 1 if c == 1 else 3) if w == h else None
+    return Source(name, "images", images=batch, shape=shape, resolution=f"{words}, own size")
 
 
 def source_kind(spec: str) -> str:
@@ -67,11 +93,12 @@ def source_kind(spec: str) -> str:
             return "generator"
         raise ResganError(f"{spec} is a file: give a folder of images, a data set spec, a run or a checkpoint")
     name = spec.split(":", 1)[0]
-    if name in LOADERS and name != "folder":
+    if name in LOADERS and (name != "folder" or ":" in spec):
         return "dataset"
     names = ", ".join(k for k in LOADERS if k != "folder")
     raise ResganError(f"{spec!r} is neither a folder, a run directory / checkpoint / built-in generator, "
-                      f"nor a data set spec name[:path[:split]] with name one of {names}")
+                      f"nor a data set spec name[:path[:split]] with name one of {names} (or folder:DIR, "
+                      "a training folder read as training reads it)")
 
 
 def list_images(root: Path) -> list[Path]:
@@ -105,6 +132,30 @@ def folder_signature(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def folder_shape(files: list[Path]) -> tuple[tuple[int, int] | None, str]:
+    """(square size, channels) shared by every image of a folder (headers only), or None when the
+    sizes differ or are not square; and the sizes in words."""
+    from PIL import Image
+
+    sizes: set[tuple[int, int]] = set()
+    grey = True
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                sizes.add(img.size)
+                grey = grey and img.mode in ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "F")
+        except Exception:  # noqa: BLE001 - unreadable files are reported when their pixels are read
+            continue
+        if len(sizes) > 1:
+            break
+    channels = 1 if grey else 3
+    if len(sizes) == 1:
+        (w, h), = sizes
+        words = f"{w}x{h} {'grey' if grey else 'colour'}"
+        return ((w, channels) if w == h else None), words
+    return None, "mixed sizes" if sizes else "unreadable"
+
+
 def parse_dataset_spec(spec: str, n: int | None, like: tuple[int, int] | None = None) -> DataConfig:
     parts = spec.split(":")
     if len(parts) > 3:
@@ -112,32 +163,56 @@ def parse_dataset_spec(spec: str, n: int | None, like: tuple[int, int] | None = 
     name = parts[0]
     path = parts[1] if len(parts) > 1 and parts[1] else None
     split = parts[2] if len(parts) > 2 and parts[2] else "train"
+    if name == "folder":  # a training folder: at the other side's size, else as the folder preset infers it
+        if path is None:
+            raise ResganError(f"data set spec {spec!r}: give the folder, folder:DIR")
+        res, ch = like or (0, 0)
+        return DataConfig(name=name, path=path, resolution=res, channels=ch, conditional=None, limit=n)
     res, ch = like or NATIVE.get(name, (32, 3))
     return DataConfig(name=name, path=path, split=split, resolution=res, channels=ch, conditional=True, limit=n)
 
 
 def load_source(spec: str, n: int | None = None, like: Source | None = None, device: str = "cpu",
                 progress: bool = False) -> Source:
-    """Resolve one side of ``evaluate``. ``like``: a generator source whose training resolution a
-    data set on the other side is loaded at."""
+    """Resolve one side of ``evaluate``. ``like``: the other side (a generator or a folder), whose
+    image size and channels a data set is loaded at (:data:`RESOLUTION_RULE`)."""
     kind = source_kind(spec)
     if kind == "folder":
         files = list_images(Path(spec))[:n] if n else list_images(Path(spec))
         parts = {"folder": str(Path(spec).resolve()), "n": len(files), "signature": folder_signature(files)}
-        return Source(spec, kind, files=files, cache_parts=parts)
+        shape, words = folder_shape(files)
+        return Source(spec, kind, files=files, cache_parts=parts, shape=shape, resolution=f"{words}, own size")
     if kind == "dataset":
         from .data import data_root, load_dataset
 
-        shape = (like.data.resolution, like.data.channels) if like is not None and like.data is not None else None
+        shape = like.shape if like is not None else None
         cfg = parse_dataset_spec(spec, n, shape)
         ds = load_dataset(cfg)
+        parts: dict = {}
+        if cfg.name == "folder":  # what was inferred, and the files (a folder's content may change)
+            from .data import folder_entries
+
+            cfg = dataclasses.replace(cfg, resolution=int(ds.images.shape[-1]), channels=int(ds.images.shape[1]))
+            parts["signature"] = folder_signature([f for f, _ in folder_entries(cfg)[0]])
         d = dataclasses.asdict(cfg)
         d["path"] = None if cfg.name == "digits" else str(data_root(cfg).resolve())
         d.pop("download")
         if cfg.limit is not None and cfg.limit >= len(ds):  # the same images as no limit: share one cache entry
             d["limit"] = None
+        native = NATIVE.get(cfg.name)
+        words = f"{cfg.resolution}x{cfg.resolution} {'grey' if cfg.channels == 1 else 'colour'}"
+        if shape is None and cfg.name == "folder":
+            words += ", inferred from the images (as the folder preset trains on them)"
+        elif shape is None:
+            words += ", native" if native == (cfg.resolution, cfg.channels) else ", default size"
+        elif native is not None and native != shape:
+            words += (f", read at the other side's size (native {native[0]}x{native[0]} "
+                      f"{'grey' if native[1] == 1 else 'colour'})")
+        else:
+            words += ", read at the other side's size"
         return Source(spec, kind, images=ds.images, labels=ds.labels, data=cfg,
-                      cache_parts={"dataset": d, "n": len(ds)}, num_classes=len(ds.classes))
+                      cache_parts={"dataset": d, "n": len(ds), **parts}, num_classes=len(ds.classes),
+                      shape=(cfg.resolution, cfg.channels), resolution=words)
     return generate_samples(spec, n or DEFAULT_SAMPLES, device, progress=progress)
 
 
@@ -160,13 +235,20 @@ def generate_samples(spec: str, n: int, device: str = "cpu", batch_size: int = 2
             if y is not None:
                 labels.append(y)
             bar.update(len(seeds))
+    data = generator_data_config(meta)
+    shape = (int(G.resolution), int(G.channels))
+    words = f"{shape[0]}x{shape[0]} {'grey' if shape[1] == 1 else 'colour'}, generated"
     return Source(spec, "generator", images=torch.cat(images), labels=torch.cat(labels) if labels else None,
-                  data=generator_data_config(meta), num_classes=G.num_classes)
+                  data=data, num_classes=G.num_classes, shape=shape, resolution=words)
 
 
 def _batches(src: Source, batch_size: int) -> Iterator:
     """uint8 batches of a source; folder images are decoded by a small thread pool (the caller
     runs this iterator on the preprocessing thread, so nothing of it is on the main thread)."""
+    if isinstance(src.images, list):
+        for i in range(0, len(src.images), batch_size):
+            yield src.images[i:i + batch_size]
+        return
     if src.kind != "folder":
         yield from src.images.split(batch_size)
         return
@@ -233,19 +315,23 @@ def pair_metrics(a: str, b: str, metrics: list[str], crop_border: int = 0, progr
     return out
 
 
-def evaluate(a: str, b: str | None = None, metrics: str | list[str] = ("fid", "kid"), n: int | None = None,
+def evaluate(a: str | Source, b: str | Source | None = None, metrics: str | list[str] = ("fid", "kid"),
+             n: int | None = None,
              fast: bool = False, batch_size: int = 50, device: str = "cpu", weights: str | Path | None = None,
              cache_dir: str | Path | None = None, crop_border: int = 0, progress: bool = False) -> dict:
     """Metrics of ``a`` (images under test) against ``b`` (the reference). Returns a flat dict:
     fid; kid, kid_std; precision, recall, f_score; is, is_std; cas, cas_real_accuracy; psnr, ssim,
-    psnr_y, ssim_y; plus n_a / n_b and the settings used."""
+    psnr_y, ssim_y; plus n_a / n_b and the settings used. ``a`` / ``b`` may also be in-memory
+    images (:func:`images_source`) for the feature metrics."""
     names = parse_metrics(metrics)
     if n is not None and n < 1:
         raise ResganError(f"-n must be at least 1 (images per side), got {n}")
     if batch_size < 1:
         raise ResganError(f"--batch-size must be at least 1, got {batch_size}")
-    out: dict = {"a": a, "b": b, "metrics": names}
+    out: dict = {"a": getattr(a, "spec", a), "b": getattr(b, "spec", b), "metrics": names}
     if names[0] in PAIR_METRICS:
+        if isinstance(a, Source) or isinstance(b, Source):
+            raise ResganError("psnr/ssim compare two folders of same-named images")
         if b is None:
             raise ResganError("psnr/ssim need B, the ground-truth folder")
         out.update(pair_metrics(a, b, names, crop_border, progress))
@@ -253,16 +339,24 @@ def evaluate(a: str, b: str | None = None, metrics: str | list[str] = ("fid", "k
     need_b = any(m in ("fid", "kid", "pr") for m in names)
     if need_b and b is None:
         raise ResganError("fid/kid/pr need B, the reference")
-    kinds = (source_kind(a), source_kind(b) if b else None)
-    src_a = load_source(a, n, device=device, progress=progress) if kinds[0] == "generator" else None
-    src_b = load_source(b, n, device=device, progress=progress) if b and kinds[1] == "generator" else None
+    # RESOLUTION_RULE: generators and folders first (their own size), then a data set at the other side's
+    def first(spec):  # a generator, folder or in-memory images; None: a data set, loaded second
+        if isinstance(spec, Source):
+            return spec
+        return load_source(spec, n, device=device, progress=progress) if source_kind(spec) != "dataset" else None
+
+    src_a = first(a)
+    src_b = first(b) if b is not None else None
     if src_a is None:
         src_a = load_source(a, n, like=src_b, device=device, progress=progress)
-    if b and src_b is None:
+    if b is not None and src_b is None:
         src_b = load_source(b, n, like=src_a, device=device, progress=progress)
     out["n_a"] = len(src_a)
+    out["resolution_a"] = src_a.resolution
     if src_b is not None:
         out["n_b"] = len(src_b)
+        out["resolution_b"] = src_b.resolution
+    out["resolution_rule"] = RESOLUTION_RULE
 
     if "cas" in names:
         out.update(_cas(src_a, src_b, cache_dir, progress))
@@ -338,9 +432,15 @@ LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "precision": "precis
 def format_table(result: dict) -> str:
     rows = [(LABELS[k], v) for k, v in result.items() if k in LABELS]
     width = max(len(r[0]) for r in rows) if rows else 0
-    lines = [f"A: {result['a']} ({result.get('n_a', result.get('pairs', '?'))} images)"]
+    def side(key: str) -> str:
+        res = f"; {result['resolution_' + key]}" if result.get("resolution_" + key) else ""
+        return f"{key.upper()}: {result[key]} ({result.get('n_' + key, result.get('pairs', '?'))} images{res})"
+
+    lines = [side("a")]
     if result.get("b"):
-        lines.append(f"B: {result['b']} ({result.get('n_b', result.get('pairs', '?'))} images)")
+        lines.append(side("b"))
+    if result.get("resolution_rule"):
+        lines.append(f"resolution: {result['resolution_rule']}")
     lines += [f"{name:<{width}}  {_fmt(v)}" for name, v in rows]
     return "\n".join(lines)
 

@@ -233,6 +233,11 @@ def decode_image(data: bytes, what: str, max_pixels: int) -> Loaded:
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
 
+def from_pil(img: Image.Image, what: str = "image") -> Loaded:
+    """A decoded PIL image (any common mode: palette, 1-bit, CMYK... converted) -> :class:`Loaded`."""
+    return _to_loaded(img, what)
+
+
 def _to_loaded(img: Image.Image, what: str) -> Loaded:
     mode = img.mode
     if mode in ("P", "PA"):

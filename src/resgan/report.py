@@ -117,8 +117,34 @@ CHARTS = [("Losses", ("loss_d", "loss_g")), ("Discriminator outputs", ("d_real",
           ("PSNR (dB)", ("psnr", "psnr_input")), ("SSIM", ("ssim",)), ("Speed (img/s)", ("img_per_s",))]
 
 
-def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:
-    """(Re)write ``run_dir/report.html`` from ``metrics.jsonl`` and ``samples/*.png``."""
+GRID_WIDTH = 360  # px a sample grid is shown at in the report
+GRID_PAD = 2  # make_grid's padding
+
+
+def _grid_figure(path: Path, row_labels: list[str]) -> str:
+    """One sample grid, with each row's label beside it when the grid has that many rows."""
+    img = f'<img src="samples/{path.name}" style="image-rendering:pixelated;width:{GRID_WIDTH}px;display:block">'
+    caption = f"<figcaption>{html.escape(path.stem)}</figcaption>"
+    rows = len(row_labels)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError:
+        rows = 0
+    if not rows or (h - GRID_PAD) % rows:
+        return f"<figure>{img}{caption}</figure>"
+    scale = GRID_WIDTH / w
+    cell = (h - GRID_PAD) // rows
+    labels = "".join(
+        f'<div class="row" style="top:{(GRID_PAD + i * cell) * scale:.1f}px;height:{(cell - GRID_PAD) * scale:.1f}px"'
+        f' title="{html.escape(name)}">{html.escape(name)}</div>' for i, name in enumerate(row_labels))
+    return (f'<figure><div class="labelled"><div class="rows" style="height:{h * scale:.1f}px">{labels}</div>'
+            f"{img}</div>{caption}</figure>")
+
+
+def write_report(run_dir: Path, title: str, extra_html: str = "", row_labels: list[str] | None = None) -> Path:
+    """(Re)write ``run_dir/report.html`` from ``metrics.jsonl`` and ``samples/*.png``; ``row_labels``
+    names the rows of the sample grids (a conditional GAN: its class names)."""
     series: dict[str, list[tuple[int, float]]] = {}
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
@@ -128,11 +154,13 @@ def write_report(run_dir: Path, title: str, extra_html: str = "") -> Path:
                     series.setdefault(k, []).append((rec["step"], float(v)))
     charts = [_svg_chart(t, {k: series[k] for k in keys if k in series}) for t, keys in CHARTS]
     grids = sorted((run_dir / "samples").glob("*.png"))[-4:][::-1]
-    imgs = "\n".join(f'<figure><img src="samples/{g.name}" style="image-rendering:pixelated;width:{360}px">'
-                     f"<figcaption>{html.escape(g.stem)}</figcaption></figure>" for g in grids)
+    imgs = "\n".join(_grid_figure(g, row_labels or []) for g in grids)
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:20px;background:#f6f6f6}} figure{{display:inline-block;margin:8px}}
-.charts svg{{margin:6px;border:1px solid #ddd}}</style></head><body>
+.charts svg{{margin:6px;border:1px solid #ddd}} .labelled{{display:flex}}
+.rows{{position:relative;width:110px;margin-right:4px;font-size:11px}}
+.row{{position:absolute;right:0;width:110px;display:flex;align-items:center;justify-content:flex-end;
+overflow:hidden;white-space:nowrap;text-overflow:ellipsis}}</style></head><body>
 <h1>{html.escape(title)}</h1><div class="charts">{''.join(charts)}</div>
 <h2>Latest samples (EMA generator, fixed noise)</h2>{imgs}{extra_html}</body></html>"""
     path = run_dir / "report.html"

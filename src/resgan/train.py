@@ -53,7 +53,8 @@ class Task(Protocol):
     adjust the config to it (``configure``), then calls ``train_step`` once per step, ``validate``
     every step (the task keeps its own schedule and returns ``{}`` when nothing is due),
     ``sample_grid`` every ``sample_every`` steps, and saves ``modules`` / ``optimizers`` /
-    ``steps_done`` (after ``finalize_ema``) in each checkpoint.
+    ``steps_done`` (after ``finalize_ema``) in each checkpoint. Optional: ``grid_rows(classes)``, the
+    label of each row of the sample grid (the report shows them beside the grids).
     """
 
     cfg: Config
@@ -197,6 +198,8 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     data = TASKS[cfg.task].load_data(cfg)
     cfg = TASKS[cfg.task].configure(cfg, data)
     world = init_world(cfg.train.device)
+    if data.note and world.is_main and not resume:  # what was inferred from the data (the folder preset)
+        print(data.note)
     try:
         return _train(cfg, data, run_dir, resume, progress, world)
     finally:
@@ -235,6 +238,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
         return to_float(images[idx]).to(device, non_blocking=True), labels[idx].to(device)
 
     title = f"resgan run {run_dir.name}: {cfg.data.name} {cfg.data.resolution}px, {cfg.task}"
+    rows = task.grid_rows(data.classes) if hasattr(task, "grid_rows") else []  # the report labels grid rows
     bar = tqdm(total=cfg.train.steps, initial=step, disable=not (progress and main), dynamic_ncols=True, unit="step")
     t_last, step_last = time.perf_counter(), step
     last_saved = step
@@ -264,11 +268,11 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
             if main and (step % cfg.train.ckpt_every == 0 or step == cfg.train.steps):
                 save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
                 last_saved = step
-                write_report(run_dir, title)
+                write_report(run_dir, title, row_labels=rows)
             if _STOP.is_set():  # asked to stop: the step just finished is whole, keep it
                 if main and step > last_saved:
                     save_run_checkpoint(ckpt_path, task, step, sampler, data.classes)
-                    write_report(run_dir, title)
+                    write_report(run_dir, title, row_labels=rows)
                 raise Stopped(f"stopped at step {step}; checkpoint saved, continue with --resume")
     except KeyboardInterrupt:
         # raised anywhere, possibly inside a step: nothing is saved, the last checkpoint stays the latest
@@ -279,6 +283,6 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
         if log is not None:
             log.close()
     if main:
-        write_report(run_dir, title)
+        write_report(run_dir, title, row_labels=rows)
     barrier(world)
     return ckpt_path

@@ -56,12 +56,22 @@ class GAN:
 
     @staticmethod
     def configure(cfg: Config, data: ImageSet) -> Config:
-        """Set gan.num_classes from the data when the run is conditional."""
-        n = len(data.classes) if cfg.data.conditional else 0
-        if cfg.data.conditional and n < 2:
+        """Set gan.num_classes from the data when the run is conditional, and what was left to the
+        data (``data.resolution`` / ``channels`` 0, ``conditional`` null: the ``folder`` preset) from
+        the images as loaded, so that the run's stored config says what it trained on."""
+        _, c, h, _ = data.images.shape
+        conditional = cfg.data.conditional if cfg.data.conditional is not None else len(data.classes) >= 2
+        n = len(data.classes) if conditional else 0
+        if conditional and n < 2:
             raise ResganError("data.conditional=true needs a labelled data set with 2 or more classes "
                               "(for a folder: one sub-folder per class); set data.conditional=false")
-        return dataclasses.replace(cfg, gan=dataclasses.replace(cfg.gan, num_classes=n))
+        d = dataclasses.replace(cfg.data, resolution=cfg.data.resolution or h, channels=cfg.data.channels or c,
+                                conditional=conditional)
+        return dataclasses.replace(cfg, data=d, gan=dataclasses.replace(cfg.gan, num_classes=n))
+
+    def grid_rows(self, classes: list[str]) -> list[str]:
+        """The label of each row of :meth:`sample_grid` (one row per class; none when unconditional)."""
+        return [str(c) for c in classes[: min(self.num_classes, 20)]] if self.num_classes else []
 
     def __init__(self, cfg: Config, device: torch.device, world: World = SINGLE):
         self.cfg, self.device, self.world = cfg, device, world

@@ -39,9 +39,15 @@ def load_model(task: str, model: str | None = None, device: str | torch.device =
     if name is None:
         raise ResganError(f"no built-in model for --task {task}; train one (resgan train CONFIG with "
                           f"restore.kind={task}) and pass --model RUN_DIR")
-    m = load_restorer(name, device)
+    return check_model(load_restorer(name, device), task)
+
+
+def check_model(m: RestoreModel, task: str, scale: int | None = None) -> RestoreModel:
+    """``m`` can do ``task`` (a "real" model: denoise, deblur and jpeg) at ``scale``, or a ResganError."""
     if m.kind != task and not (m.kind == "real" and task in ("denoise", "deblur", "jpeg")):
         raise ResganError(f"{m.source} is a {m.kind} model, not a {task} model")
+    if scale is not None and scale != m.scale:
+        raise ResganError(f"{m.source} is an x{m.scale} model, not x{scale}")
     return m
 
 
@@ -212,10 +218,9 @@ def restore_file(model: RestoreModel | dict[int, RestoreModel], path: Path, out_
     return written
 
 
-def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,
-                  scale: int | None = None, sigma: float | None = None, tile: int = 512, overlap: int = 32,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False) -> int:
-    """The ``resgan restore`` command: 0 when every file was restored, 1 when some failed."""
+def check_options(task: str, model: str | None = None, scale: int | None = None, sigma: float | None = None,
+                  tile: int = 512, overlap: int = 32) -> None:
+    """The options of a restore call (command line or Python API), checked before any model is loaded."""
     if task not in RESTORE_TASKS:
         raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
     if scale is not None and scale not in (2, 3, 4):
@@ -228,18 +233,45 @@ def restore_paths(inputs: list[str], task: str, out: str, model: str | None = No
         raise ResganError("--tile must be 0 (off) or more than twice --overlap")
     if model is None and task == "sr" and scale not in (None, 4):
         raise ResganError(f"the built-in sr model is x4; for x{scale} pass --model RUN_DIR of an x{scale} model")
-    m = load_model(task, model, device) if model else default_models(task, device)
-    if scale is not None and not isinstance(m, dict) and scale != m.scale:
-        raise ResganError(f"{m.source} is an x{m.scale} model, not x{scale}")
+
+
+def select_model(task: str, model: str | Path | None = None, scale: int | None = None,
+                 device: str | torch.device = "cpu") -> RestoreModel | dict[int, RestoreModel]:
+    """``model`` (checked against ``task`` and ``scale``), else the task's built-in(s)."""
+    if model:
+        return check_model(load_model(task, str(model), device), task, scale)
+    return default_models(task, device)
+
+
+def output_file(inputs: list[str], files: list[tuple[Path, Path]], out: Path) -> Path | None:
+    """``--out`` as the output file itself: one input file and an image-file name that is not an
+    existing folder (``restore x.png --out y.png``, as ``generate`` takes a .png). None: a folder."""
+    if out.is_dir() or out.suffix.lower() not in IMAGE_EXTS:
+        return None
+    if len(inputs) != 1 or len(files) != 1 or Path(inputs[0]).is_dir():
+        raise ResganError(f"--out {out}: a file name takes one input file; for several inputs or a folder give "
+                          "an output folder (without an image suffix)")
+    return out
+
+
+def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,
+                  scale: int | None = None, sigma: float | None = None, tile: int = 512, overlap: int = 32,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False) -> int:
+    """The ``resgan restore`` command: 0 when every file was restored, 1 when some failed."""
+    check_options(task, model, scale, sigma, tile, overlap)
+    m = select_model(task, model, scale, device)
     files = collect_inputs(inputs, task)
     if not files:
         raise ResganError(f"no input images in {', '.join(inputs)}")
-    out_dir = prepare_dir(Path(out))  # one line for a place that cannot be written, not one per file
+    out_file = output_file(inputs, files, Path(out))
+    # one line for a place that cannot be written, not one per file
+    out_dir = prepare_dir(out_file.parent if out_file is not None else Path(out))
     failed: list[str] = []
     for path, name in files:
         t0 = time.perf_counter()
         try:
-            written = restore_file(m, path, out_dir / name, mask, sigma, tile, overlap, max_pixels)
+            dest = out_file if out_file is not None else out_dir / name
+            written = restore_file(m, path, dest, mask, sigma, tile, overlap, max_pixels)
         except ResganError as e:
             msg = str(e)
             print(f"resgan: error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", file=sys.stderr)

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..checkpoint import checkpoint_file
 from ..errors import ResganError
-from ..gan.sampling import check_trunc, generate, parse_seeds
+from ..gan.sampling import check_trunc, class_index, class_names, generate, parse_seeds
 from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_known
 from ..report import make_grid
 from ..restore.infer import RESTORE_TASKS, restore_array
@@ -105,9 +105,7 @@ class GeneratorEntry:
 
     @property
     def classes(self) -> list[str]:
-        n = self.G.num_classes or 0
-        names = list(self.meta.get("classes") or [])
-        return names if len(names) == n else [str(i) for i in range(n)]
+        return class_names(self.G.num_classes or 0, self.meta)
 
     def info(self) -> dict[str, Any]:
         data = self.meta.get("config", {}).get("data", {})
@@ -384,7 +382,10 @@ class GenerateRequest(BaseModel):
     class_: int | str | None = Field(None, alias="class", description="class index or name (conditional models)")
     seeds: str | list[int] | None = Field(None, description='e.g. "0-15", "1,5,9" or [1, 5, 9]')
     count: int | None = Field(None, ge=1, description="that many random seeds (returned in the response)")
-    trunc: float | None = Field(None, gt=0, description="truncation threshold for z")
+    psi: float | None = Field(None, ge=0, le=2, description="truncation psi (StyleGAN's): z scaled toward the mean "
+                                                        "latent; 1 = off, 0.7 = mild, 0 = the mean image")
+    trunc: float | None = Field(None, gt=0, description="truncation threshold (BigGAN's): z values beyond +-trunc "
+                                                        "are redrawn, e.g. 1.0; not psi")
     format: Literal["png", "zip", "json"] = Field("png", description="png: one grid; zip: a PNG per seed; json: "
                                                                       "base64 PNGs")
 
@@ -436,15 +437,10 @@ def _class_idx(entry: GeneratorEntry, value: int | str | None) -> int | None:
         return None
     if not entry.G.num_classes:
         raise ApiError(400, f"generator {entry.name!r} is unconditional; drop class")
-    classes = entry.classes
-    if isinstance(value, str) and not _is_int(value):
-        if value not in classes:
-            raise ApiError(400, f"unknown class {value!r}; classes: {', '.join(classes)}")
-        return classes.index(value)
-    idx = int(value)
-    if not 0 <= idx < len(classes):
-        raise ApiError(400, f"class must be within 0..{len(classes) - 1}")
-    return idx
+    try:  # the CLI's rule (resgan generate --class): a class name first, else an index
+        return class_index(entry.classes, value, "class")
+    except ResganError as e:
+        raise ApiError(400, str(e)) from None
 
 
 def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
@@ -581,7 +577,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
 
         def job():
             with job_lock(entry.lock), torch.no_grad():
-                images, labels = generate(entry.G, seeds, class_idx, req.trunc)
+                images, labels = generate(entry.G, seeds, class_idx, req.trunc, req.psi)
             return images, labels
 
         images, labels = await work.run(job)
