@@ -53,10 +53,6 @@ def check_pixels(what: str | Path, w: int, h: int, max_pixels: int, hint: str = 
         raise ResganError(f"{what}: {w}x{h} = {w * h:,} pixels is over the limit of {max_pixels:,}{hint}", status)
 
 
-def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
-    check_pixels(path, w, h, max_pixels, " (--max-pixels)")
-
-
 def open_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, hint: str = "") -> Image.Image:
     """Open an image file (header only), its size checked against ``max_pixels`` (Pillow's own
     decompression-bomb check replaced by this one limit); a bad file is a ResganError naming it."""

@@ -42,18 +42,6 @@ def resize_tf1x(x: torch.Tensor, size: int | tuple[int, int] = INCEPTION_SIZE) -
     return top + (bottom - top) * dy.view(1, 1, oh, 1)
 
 
-def to_rgb_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 1|3|4, H, W) -> uint8 (N, 3, H, W): grey replicated, alpha dropped."""
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise ResganError(f"metrics want uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
-    c = images.shape[1]
-    if c == 1:
-        return images.expand(-1, 3, -1, -1)
-    if c in (3, 4):
-        return images[:, :3]
-    raise ResganError(f"images must have 1 or 3 channels, got {c}")
-
-
 def preprocess(images: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 (N, 3, size, size) in [-1, 1) for :class:`FIDInception`."""
     if images.dtype != torch.uint8 or images.dim() != 4:
