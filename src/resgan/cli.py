@@ -229,12 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-upload-mb", type=float, default=32.0, help="request body limit in MiB")
     s.add_argument("--max-pixels", type=int, default=4096 * 4096, help="refuse larger images (checked before decoding)")
     s.set_defaults(func=cmd_serve)
+    for cmd in (t, r, v, s):  # the commands that run models for long (process settings: resgan.runtime)
+        cmd.add_argument("--threads", type=int, metavar="N",
+                         help="CPU threads for torch (default: $OMP_NUM_THREADS if set; train --resume: the run's "
+                              "own; else the physical cores other work leaves idle, 1 to 4: docs/generation.md). "
+                              "RESGAN_MALLOC=0 keeps glibc's allocator as it is")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "threads"):  # resgan train / restore / evaluate / serve
+            from .runtime import setup_process
+
+            setup_process(args.threads, program=argv is None,
+                          resume_dir=args.out if getattr(args, "resume", False) else None)
         return args.func(args)
     except ResganError as e:
         print(f"resgan: error: {e}", file=sys.stderr)

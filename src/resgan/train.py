@@ -111,7 +111,8 @@ def save_run_checkpoint(path: Path, task, step: int, sampler: BatchSampler, clas
     tensors: dict[str, torch.Tensor] = {}
     meta: dict = {"kind": "train", "task": task.cfg.task, "version": __version__, "step": step,
                   "config": task.cfg.to_dict(), "classes": classes, "sampler": sampler.state_dict(),
-                  "optimizers": {}, "steps_done": task.steps_done}
+                  "optimizers": {}, "steps_done": task.steps_done,
+                  "threads": torch.get_num_threads()}  # resgan train --resume takes it again (resgan.runtime)
     for name, module in task.modules().items():
         tensors.update(prefixed(name, module.state_dict()))
     for name, opt in task.optimizers().items():

@@ -2,6 +2,10 @@
 
 Each block is ``y = H(x) + shortcut(x)``: ``residual`` and ``shortcut`` are separate
 methods so that the identity can be checked by zeroing the residual branch.
+
+ReLUs run in place wherever their input is a fresh tensor that nothing else reads (a normalisation's or
+a convolution's output: neither backward needs its own output), saving one activation-sized buffer
+each; never on a block's input, which the shortcut still reads (same values and gradients, tested).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class GBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, num_classes: int = 0, norm: str = "bn", embed_dim: int = 0):
         super().__init__()
         self.norm1 = _Norm(in_ch, num_classes, norm, embed_dim)
+        self.inplace1 = norm != "none"  # without a norm, the first ReLU's input is x, which the shortcut reads
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.norm2 = _Norm(out_ch, num_classes, norm, embed_dim)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
@@ -84,9 +89,9 @@ class GBlock(nn.Module):
         nn.init.xavier_uniform_(self.conv_sc.weight)
 
     def residual(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.relu(self.norm1(x, y))
+        h = F.relu(self.norm1(x, y), inplace=self.inplace1)
         h = self.conv1(F.interpolate(h, scale_factor=2, mode="nearest"))
-        return self.conv2(F.relu(self.norm2(h, y)))
+        return self.conv2(F.relu(self.norm2(h, y), inplace=True))
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -114,12 +119,13 @@ class DBlock(nn.Module):
         self.conv1 = sn(nn.Conv2d(in_ch, out_ch, 3, padding=1), use_sn)
         self.conv2 = sn(nn.Conv2d(out_ch, out_ch, 3, padding=1), use_sn)
         self.bn1, self.bn2 = _d_norm(in_ch, norm), _d_norm(out_ch, norm)
+        self.inplace1 = norm == "bn"  # without BatchNorm, the first ReLU's input is x, which the shortcut reads
         self.learnable_sc = down or in_ch != out_ch
         self.conv_sc = sn(nn.Conv2d(in_ch, out_ch, 1), use_sn) if self.learnable_sc else None
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.relu(self.bn1(x)))
-        h = self.conv2(F.relu(self.bn2(h)))
+        h = self.conv1(F.relu(self.bn1(x), inplace=self.inplace1))
+        h = self.conv2(F.relu(self.bn2(h), inplace=True))
         return F.avg_pool2d(h, 2) if self.down else h
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,7 +151,7 @@ class DBlockOptimized(nn.Module):
         self.conv_sc = sn(nn.Conv2d(in_ch, out_ch, 1), use_sn)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv2(F.relu(self.bn(self.conv1(x))))
+        h = self.conv2(F.relu(self.bn(self.conv1(x)), inplace=True))
         return F.avg_pool2d(h, 2)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,7 @@ class ResNetGenerator(nn.Module):
         h = self.linear(z).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
             h = block(h, y if self.num_classes else None)
-        return torch.tanh(self.conv_out(F.relu(self.bn(h))))
+        return torch.tanh(self.conv_out(F.relu(self.bn(h), inplace=True)))  # h: the last block's sum
 
 
 class ResNetDiscriminator(nn.Module):
@@ -88,7 +88,7 @@ class ResNetDiscriminator(nn.Module):
         self.embed = sn(nn.Embedding(num_classes, widths[-1]), use_sn) if num_classes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        h = F.relu(self.blocks(x), inplace=True).sum(dim=(2, 3))  # the last block's sum, read by nothing else
         out = self.linear(h).squeeze(1)
         if self.embed is not None:
             if y is None:

@@ -12,7 +12,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..accel import autocast, compile_module, resolve_precision, to_layout
+from ..accel import autocast, compile_module, frozen, resolve_precision, to_layout
 from ..config import Config
 from ..data import ImageSet, load_dataset
 from ..dist import SINGLE, World, average_gradients
@@ -176,7 +176,7 @@ class GAN:
 
     def g_step(self, batch_size: int) -> dict[str, float]:
         z, y = self._noise(batch_size)
-        with self.autocast():
+        with self.autocast(), frozen(self.D):  # gradients reach G through D, none to D's weights
             fake = self.G(z, y)
             out = self.D(self._prep(fake), y).float()
         loss = self.g_loss_fn(out)

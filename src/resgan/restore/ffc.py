@@ -92,7 +92,7 @@ class FourierUnit(nn.Module):
             else:
                 f = torch.fft.rfft2(x, norm="ortho")
                 re, im = f.real, f.imag
-            y = F.relu(self.conv(torch.cat([re, im], 1)))
+            y = F.relu(self.conv(torch.cat([re, im], 1)), inplace=True)
             re, im = y.chunk(2, 1)
             if self.dft_matmul:
                 out = self._irfft2(re.contiguous(), im.contiguous(), w)
@@ -112,7 +112,7 @@ class SpectralTransform(nn.Module):
         self.expand = nn.Conv2d(mid, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.reduce(x))
+        y = F.relu(self.reduce(x), inplace=True)
         return self.expand(y + self.fu(y))
 
 
@@ -147,7 +147,7 @@ class FFCResBlock(nn.Module):
     def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         xl, xg = x
         yl, yg = self.ffc1(xl, xg)
-        yl, yg = self.ffc2(F.relu(yl), F.relu(yg))
+        yl, yg = self.ffc2(F.relu(yl, inplace=True), F.relu(yg, inplace=True))
         return xl + yl, xg + yg
 
 
@@ -165,10 +165,10 @@ class FFCInpaintNet(nn.Module):
         def c(a: int, b: int, k: int, stride: int = 1) -> nn.Conv2d:
             return nn.Conv2d(a, b, k, stride, padding=k // 2, padding_mode="reflect")
 
-        enc: list[nn.Module] = [c(channels + 1, width, 7), nn.ReLU()]
+        enc: list[nn.Module] = [c(channels + 1, width, 7), nn.ReLU(inplace=True)]
         w = width
         for _ in range(downs):
-            enc += [c(w, 2 * w, 3, 2), nn.ReLU()]
+            enc += [c(w, 2 * w, 3, 2), nn.ReLU(inplace=True)]
             w *= 2
         self.enc = nn.Sequential(*enc)
         self.glob = int(round(w * global_ratio))
@@ -177,7 +177,7 @@ class FFCInpaintNet(nn.Module):
         self.body = nn.Sequential(*[FFCResBlock(w - self.glob, self.glob) for _ in range(blocks)])
         dec: list[nn.Module] = []
         for _ in range(downs):
-            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), nn.ReLU()]
+            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), nn.ReLU(inplace=True)]
             w //= 2
         self.dec = nn.Sequential(*dec)
         self.out = c(w, channels, 7)

@@ -11,6 +11,8 @@
 
 Every net has ``forward(x, cond=None)`` (cond: per-image sigma in [0, 1] units for a noise-map
 RestoreNet, the hole mask for InpaintNet) and ``multiple``: H and W must be multiples of it.
+(Leaky) ReLUs run in place on convolution and sum outputs, which no backward needs (same values and
+gradients, tested); the gated convolutions' ELU acts on a chunk (a view), so it stays out of place.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class ResBlock(nn.Module):
         self.conv2 = conv3(width, width, dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
 
 
 def _body(width: int, blocks: int, dilations: list[int]) -> nn.Sequential:
@@ -86,7 +88,7 @@ class RestoreNet(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         f = self.head(net_input(x, cond if self.noise_map else None, self.noise_map, self.down))
-        r = self.tail(F.relu(f + self.body(f)))
+        r = self.tail(F.relu(f + self.body(f), inplace=True))
         return x + (F.pixel_shuffle(r, self.down) if self.down > 1 else r)
 
 
@@ -140,7 +142,7 @@ class SRNet(nn.Module):
         self.body = _body(width, blocks, list(dilations))
         ups: list[nn.Module] = []
         for f in ([2, 2] if scale == 4 else [scale]):
-            ups += [conv3(width, width * f * f), nn.PixelShuffle(f), nn.ReLU()]
+            ups += [conv3(width, width * f * f), nn.PixelShuffle(f), nn.ReLU(inplace=True)]
         self.up = nn.Sequential(*ups)
         self.tail = conv3(width, channels)
         nn.init.zeros_(self.tail.weight)
@@ -165,7 +167,7 @@ class ESA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c1 = self.c1(x)
         c = F.max_pool2d(self.c2(c1), 7, 3, ceil_mode=True) if min(x.shape[-2:]) >= 17 else self.c2(F.pad(c1, (1,) * 4))
-        c = self.c3c(F.relu(self.c3b(F.relu(self.c3a(c)))))
+        c = self.c3c(F.relu(self.c3b(F.relu(self.c3a(c), inplace=True)), inplace=True))
         c = F.interpolate(c, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return x * torch.sigmoid(self.c4(c + self.cf(c1)))
 
@@ -186,9 +188,9 @@ class RFDB(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kept, h = [], x
         for distill, refine in zip(self.distill, self.refine):
-            kept.append(F.leaky_relu(distill(h), 0.05))
-            h = F.leaky_relu(refine(h) + h, 0.05)  # shallow residual block
-        kept.append(F.leaky_relu(self.last(h), 0.05))
+            kept.append(F.leaky_relu(distill(h), 0.05, inplace=True))
+            h = F.leaky_relu(refine(h) + h, 0.05, inplace=True)  # shallow residual block
+        kept.append(F.leaky_relu(self.last(h), 0.05, inplace=True))
         return self.esa(self.fuse(torch.cat(kept, 1)))
 
 
@@ -216,7 +218,7 @@ class RFDNet(nn.Module):
         for block in self.blocks:
             h = block(h)
             outs.append(h)
-        r = self.up(self.body_out(F.leaky_relu(self.fuse(torch.cat(outs, 1)), 0.05)) + f)
+        r = self.up(self.body_out(F.leaky_relu(self.fuse(torch.cat(outs, 1)), 0.05, inplace=True)) + f)
         return r + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
@@ -288,7 +290,7 @@ class PatchDiscriminator(nn.Module):
         feats = []
         h = x * 2 - 1
         for layer in self.layers:
-            h = F.leaky_relu(layer(h), 0.2)
+            h = F.leaky_relu(layer(h), 0.2, inplace=True)
             feats.append(h)
         return self.out(h), feats
 

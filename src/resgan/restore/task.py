@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..accel import autocast, compile_module, resolve_precision, to_layout
+from ..accel import autocast, compile_module, frozen, resolve_precision, to_layout
 from ..config import Config
 from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
@@ -125,7 +125,7 @@ class Restorer:
             hole = cond if r.kind == "inpaint" else None
             loss_d, d_stats = self.d_step(clean, out.detach(), hole)
             stats.update(d_stats, loss_d=loss_d)
-            with autocast(self.device, self.precision):
+            with autocast(self.device, self.precision), frozen(self.D):  # no gradients to D's weights here
                 g_fake, f_fake = self.D(out)
             loss_adv = self.g_adv_loss(g_fake.float(), hole)
             loss = loss + r.adv_weight * loss_adv
