@@ -24,7 +24,6 @@ from resgan.metrics.psnr_ssim import psnr
 from resgan.restore.degradations import bicubic_down, bicubic_up
 from resgan.restore.infer import load_model, restore_array
 
-
 # Published x4 PSNR (Y, border 4, MATLAB bicubic degradation): Set5 / Set14 / BSD100
 PUBLISHED = {"FSRCNN": (30.72, 27.61, 26.98), "SRResNet": (32.05, 28.49, 27.58), "IMDN": (32.21, 28.58, 27.56),
              "RFDN": (32.24, 28.61, 27.57)}

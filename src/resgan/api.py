@@ -179,7 +179,7 @@ def _load_generator(model: str | Path, device: str):
 
 def restore_image(image: ImageLike, task: str | None = None, model: str | Path | None = None, *,
                   mask: ImageLike | None = None, sigma: float | None = None, scale: int | None = None,
-                  tile: int = 512, overlap: int = 32, device: str = "cpu") -> ImageLike:
+                  tile: int = 512, overlap: int = 64, device: str = "cpu") -> ImageLike:
     """Restore one image; returns it in the input's type (PIL image or numpy array), mode and dtype.
 
     ``task``: ``inpaint`` | ``denoise`` | ``sr`` (built-in models) | ``deblur`` | ``jpeg`` (need

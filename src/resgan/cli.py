@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder (same file names as the inputs), or, for a single "
                    "input file, an image file name (.png, .jpg, ...)")
     r.add_argument("--tile", type=int, default=512, help="tile size in pixels for large images (0 = whole image)")
-    r.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    r.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (as restore.infer.DEFAULT_OVERLAP)")
     r.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse images with more pixels")
     r.add_argument("--device", default="cpu", help=DEVICE_HELP)
     r.add_argument("--quiet", action="store_true", help="no line per file")

@@ -30,6 +30,8 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "denoise_color": ("restore", "restore_denoise_color.safetensors"),
     "inpaint": ("restore", "restore_inpaint.safetensors"),
     "sr_x4": ("restore", "restore_sr_x4.safetensors"),
+    "jpeg_gray": ("restore", "restore_jpeg_gray.safetensors"),
+    "jpeg_color": ("restore", "restore_jpeg_color.safetensors"),
 }
 # the EMA net each task exports and infers with (the prefix of its tensors), and the exported kind
 EMA_NET = {"gan": ("G_ema", "generator"), "restore": ("net_ema", "restorer")}

@@ -44,7 +44,7 @@ from ..errors import ResganError
 from ..gan.sampling import check_trunc, class_index, class_names, generate, parse_seeds
 from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_known
 from ..report import make_grid
-from ..restore.infer import RESTORE_TASKS, restore_array
+from ..restore.infer import DEFAULT_OVERLAP, RESTORE_TASKS, restore_array
 from ..zoo import BUILTINS, RestoreModel, builtin_path, load_generator, load_restorer, resolve
 from .jobs import Job, JobCancelled, check_cancelled, install_cancel_hooks, job_lock, running
 from .transport import Guard, InFlightLimit, guarded_h11
@@ -71,7 +71,7 @@ class Limits:
     max_url_bytes: int = 8192  # the request line (method, URL, version); then 414
     max_connections: int = 512  # open connections; beyond, the oldest idle one is closed
     tile: int = 512
-    overlap: int = 32
+    overlap: int = DEFAULT_OVERLAP
 
 
 class ApiError(Exception):
@@ -450,7 +450,6 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
         install_cancel_hooks(e.model.net)
     for g in registry.generators.values():
         install_cancel_hooks(g.G)
-
 
     from contextlib import asynccontextmanager
 
