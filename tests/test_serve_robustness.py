@@ -185,12 +185,13 @@ def test_healthz_tells_when_every_worker_is_stuck(registry):
 
 @pytest.mark.slow
 def test_timed_out_restore_on_real_compute(registry):
-    """No sleeping hooks: a 2400 x 2400 restore (tiles of 128 px) past a 1 s timeout, then a small one."""
-    limits = Limits(workers=1, timeout_s=1.0, tile=128, overlap=16, max_pixels=6_000_000)
+    """No sleeping hooks: a 4000 x 4000 restore (tiles of 64 px, ~15,000 of them: seconds even on an
+    idle machine; 2400 x 2400 in 128-px tiles finished inside 1 s there) past a 1 s timeout, then a small one."""
+    limits = Limits(workers=1, timeout_s=1.0, tile=64, overlap=16, max_pixels=17_000_000)
     rng = np.random.default_rng(0)
     with running_server(registry, limits) as port:
         t0 = time.monotonic()
-        status, _, _ = restore(port, (rng.random((2400, 2400)) * 255).astype(np.uint8))
+        status, _, _ = restore(port, (rng.random((4000, 4000)) * 255).astype(np.uint8))
         assert status == 504
         status, _, _ = restore(port, photo(32, 32, 1))
         assert status == 200 and time.monotonic() - t0 < 10
