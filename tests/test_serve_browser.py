@@ -12,9 +12,7 @@ are copies of serve_desktop.png and serve_phone.png).
 import io
 import os
 import re
-import socket
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +36,10 @@ pytest.importorskip("fastapi", reason="resgan serve needs fastapi")
 uvicorn = pytest.importorskip("uvicorn", reason="resgan serve needs uvicorn")
 
 from test_serve import photo, tiny_generator_file, tiny_model_file  # noqa: E402
+from test_serve_robustness import running_server  # noqa: E402
 
 from resgan.serve import app as serve_app  # noqa: E402
-from resgan.serve.app import ApiError, Limits, create_app, load_registry  # noqa: E402
+from resgan.serve.app import ApiError, Limits, load_registry  # noqa: E402
 from resgan.zoo import builtin_path  # noqa: E402
 
 # the built-in inpainting model, when its weights are installed, only for the screenshots (a real fill)
@@ -49,25 +48,12 @@ HAVE_BUILTIN = builtin_path("inpaint").is_file()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """uvicorn in a thread on a free loopback port (the socket is bound here: no race for the port).
+    """resgan serve (uvicorn in a thread, its connection guards included) on a free loopback port.
     The tiny untrained inpainting model comes first, so it is the page's default."""
     d = tmp_path_factory.mktemp("models")
     specs = [str(tiny_model_file(d, "inpaint", 3)), str(tiny_generator_file(d))] + ["inpaint"] * HAVE_BUILTIN
-    registry = load_registry(specs)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(registry, Limits(timeout_s=60)), log_level="warning"))
-    t = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
-    sock.close()
+    with running_server(load_registry(specs), Limits(timeout_s=60)) as port:  # resgan serve's own options
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
