@@ -7,7 +7,8 @@ from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F40
 
 from resgan.cli import main
 from resgan.imageio import read_image
-from resgan.restore.infer import estimate_sigma
+from resgan.restore.infer import estimate_sigma, restore_array
+from resgan.zoo import load_restorer
 
 
 def run(capsys, *args):
@@ -155,3 +156,18 @@ def test_large_image_runs_in_tiles(tmp_path, capsys, denoiser):
                     "--overlap", 16, "--sigma", 25, "--out", tmp_path / "o")
     assert code == 0, err
     assert Image.open(tmp_path / "o" / "big.png").size == (520, 300)
+
+
+def test_progress_counts_tiles(denoiser):
+    """progress(done, total): (0, n) first, then once per tile, monotone, ending at (n, n); the whole image
+    is one tile; the callback changes nothing in the result."""
+    model = load_restorer(denoiser, "cpu")
+    img = photo(100, 150, 1)[:, :, None].astype(np.float32) / 255
+    calls = []
+    out = restore_array(model, img, sigma=25, tile=64, overlap=16, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 20) for i in range(21)]  # 32-px cores (64 - 2 x 16): 4 rows x 5 columns
+    assert np.array_equal(out, restore_array(model, img, sigma=25, tile=64, overlap=16))
+    for tile in (0, 512):
+        calls.clear()
+        restore_array(model, img, sigma=25, tile=tile, progress=lambda d, t: calls.append((d, t)))
+        assert calls == [(0, 1), (1, 1)], tile

@@ -25,6 +25,7 @@ from resgan.gan.models import build_generator  # noqa: E402
 from resgan.imageio import sniff  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry  # noqa: E402
+from resgan.serve.jobs import ProgressTable  # noqa: E402
 from resgan.serve.transport import GuardedH11Protocol  # noqa: E402
 
 CLASSES = [f"digit{i}" for i in range(10)]
@@ -88,11 +89,12 @@ def hole_mask(h: int, w: int) -> np.ndarray:
     return m
 
 
-def restore(client, image: bytes, task: str, mask: bytes | None = None, **fields):
+def restore(client, image: bytes, task: str, mask: bytes | None = None, headers: dict | None = None, **fields):
     files = {"image": ("photo.png", image, "image/png")}
     if mask is not None:
         files["mask"] = ("mask.png", mask, "image/png")
-    return client.post("/v1/restore", files=files, data={"task": task, **{k: str(v) for k, v in fields.items()}})
+    return client.post("/v1/restore", files=files, data={"task": task, **{k: str(v) for k, v in fields.items()}},
+                       headers=headers)
 
 
 def assert_error(r, status: int, text: str = ""):
@@ -230,6 +232,82 @@ def test_unknown_model_task_and_options(client):
     assert_error(client.post("/v1/restore", data={"task": "denoise"}), 422, "image")
     assert_error(client.get("/v1/nothing"), 404)
     assert_error(client.get("/v1/restore"), 405)
+
+
+# ---------------------------------------------------------------- progress of a named restore (X-Resgan-Job)
+
+
+def test_tiled_restore_reports_its_tiles(registry):
+    """A restore sent with X-Resgan-Job is queued / running / done at GET /v1/jobs/{id}, with its tiles:
+    held in its 3rd tile it says 2 of 20 done; at the end 20 of 20 and "done"."""
+    net = registry.restore["den"].model.net
+    reached, gate, calls = threading.Event(), threading.Event(), []
+
+    def hold_third_tile(module, args):
+        calls.append(1)
+        if len(calls) == 3:
+            reached.set()
+            assert gate.wait(20)
+
+    img, job = png(photo(100, 150, 1)), "a1b2c3d4e5f6_-XY"
+    limits = Limits(max_body_bytes=300_000, max_pixels=200_000, timeout_s=30, tile=64, overlap=16)
+    handle = net.register_forward_pre_hook(hold_third_tile)
+    try:
+        with TestClient(create_app(registry, limits)) as c:
+            first: dict = {}
+            t = threading.Thread(target=lambda: first.setdefault(
+                "r", restore(c, img, "denoise", headers={"X-Resgan-Job": job}, sigma=25)))
+            t.start()
+            assert reached.wait(20)
+            p = c.get(f"/v1/jobs/{job}").json()
+            assert p["state"] == "running" and (p["done"], p["total"]) == (2, 20) and p["elapsed_s"] >= 0, p
+            # the id is taken while its job runs
+            assert_error(restore(c, img, "denoise", headers={"X-Resgan-Job": job}), 409, "already queued or running")
+            gate.set()
+            t.join(20)
+            assert first["r"].status_code == 200, first["r"].text
+            p = c.get(f"/v1/jobs/{job}").json()
+            assert p["state"] == "done" and p["done"] == p["total"] == 20, p
+            assert c.get("/v1/jobs/never-sent-1234").json() == {"state": "unknown", "done": 0, "total": 0,
+                                                                "elapsed_s": None}
+            # an untiled image is one tile; a request that fails is "failed"; the id can be reused once finished
+            assert restore(c, png(photo(24, 24, 1)), "denoise", headers={"X-Resgan-Job": job}).status_code == 200
+            assert c.get(f"/v1/jobs/{job}").json()["total"] == 1
+            assert_error(restore(c, b"garbage", "denoise", headers={"X-Resgan-Job": job}), 415)
+            assert c.get(f"/v1/jobs/{job}").json()["state"] == "failed"
+    finally:
+        gate.set()
+        handle.remove()
+
+
+def test_bad_job_ids_are_400(client):
+    img = png(photo(24, 24, 1))
+    for bad in ("short", "x" * 65, "has space1", "semi;colon", "dot.dot.dot", "ünïcödé1"):
+        r = restore(client, img, "denoise", headers={"X-Resgan-Job": bad.encode()})  # raw UTF-8 bytes
+        assert_error(r, 400, "X-Resgan-Job must be 8 to 64 characters")
+        assert len(r.json()["error"].splitlines()) == 1
+    for bad in ("short", "x" * 65, "dot.dot.dot", "%20spaces%20"):
+        assert_error(client.get(f"/v1/jobs/{bad}"), 400, "job id must be 8 to 64 characters")
+    assert restore(client, img, "denoise", headers={"X-Resgan-Job": "0123456789abcdef" * 4}).status_code == 200
+
+
+def test_progress_table_is_bounded():
+    t = ProgressTable(max_entries=3, keep_s=0.2)
+    jobs = [t.add(f"job-{i:04d}") for i in range(3)]
+    jobs[1].report(1, 4)
+    jobs[1].finish(ok=True)
+    jobs[1].report(2, 4)  # after its end (a timed-out job finishing its layer): ignored
+    assert t.get("job-0001") | {"elapsed_s": 0} == {"state": "done", "done": 1, "total": 4, "elapsed_s": 0}
+    t.add("job-0003")  # full: the finished one goes first
+    assert t.get("job-0001")["state"] == "unknown" and t.get("job-0000")["state"] == "queued" and len(t) == 3
+    t.add("job-0004")  # none finished: the oldest goes
+    assert t.get("job-0000")["state"] == "unknown" and len(t) == 3
+    for j in range(3, 5):
+        assert t.get(f"job-{j:04d}")["state"] == "queued"
+    jobs[2].finish(ok=False)
+    assert t.get("job-0002")["state"] == "failed"
+    time.sleep(0.3)  # finished entries are forgotten keep_s after their end
+    assert t.get("job-0002")["state"] == "unknown" and len(t) == 2
 
 
 # ---------------------------------------------------------------- generate

@@ -3,10 +3,10 @@
 Each test runs at a desktop (1280x800) and a phone (390x844, touch) size: the page opens on Inpaint
 with the brush ready; a stroke then Run inpaints exactly the stroke (the downloaded result differs from
 the photo inside it and nowhere else); the buttons are disabled and a spinner counts the seconds while a
-request runs; zoom (buttons, wheel, pinch) and pan change the view and a stroke still lands on the image
-pixels under the pointer; the before / after line follows a drag; stale messages go; the page never
-scrolls sideways. Screenshots go to test-artifacts/ (docs/serve_desktop.png and docs/serve_phone.png
-are copies of serve_desktop.png and serve_phone.png).
+request runs (a tiled one: "tile k / n" and a bar); zoom (buttons, wheel, pinch) and pan change the view
+and a stroke still lands on the image pixels under the pointer; the before / after line follows a drag;
+stale messages go; the page never scrolls sideways. Screenshots go to test-artifacts/
+(docs/serve_desktop.png and docs/serve_phone.png are copies of serve_desktop.png and serve_phone.png).
 """
 
 import io
@@ -350,6 +350,7 @@ def test_buttons_disabled_and_a_clock_while_running(page, small_photo, gate):
     t0 = seconds(p.inner_text("#busy-text"))
     p.wait_for_timeout(600)
     assert seconds(p.inner_text("#busy-text")) >= t0 + 0.4, "the clock does not run"
+    assert p.locator("#busy-progress").is_hidden()  # polled, but no tiles reported: no tile line
     p.click("#run", force=True)  # a disabled button: no second request
     assert "Inpainting" in p.inner_text("#busy-text")
     page.shot(f"serve_busy_{page.size}.png")
@@ -367,6 +368,36 @@ def test_buttons_disabled_and_a_clock_while_running(page, small_photo, gate):
     p.wait_for_selector("#grid:not([hidden])", timeout=30_000)
     assert p.locator("#gen-run").is_enabled() and p.locator("#gen-busy").is_hidden()
     assert calls == ["restore_png", "generate"]
+    page.check()
+
+
+def test_tile_progress_while_a_tiled_job_runs(page, small_photo, monkeypatch):
+    """The page polls GET /v1/jobs/ID for its restore: "tile k / n" and a bar under the clock, gone after."""
+    p, (img, src) = page.p, small_photo
+    h, w = img.shape[:2]
+    ev, real = threading.Event(), serve_app.restore_png
+
+    def tiled(*args):  # (model, loaded, mask, sigma, tile, overlap, progress): 6 of 24 tiles, then held
+        for done in range(7):
+            args[6](done, 24)
+        assert ev.wait(30)
+        args[6](24, 24)
+        return real(*args[:6])
+
+    monkeypatch.setattr(serve_app, "restore_png", tiled)
+    page.open_photo(src, 10)
+    page.drag([page.to_screen(0.3 * w, 0.5 * h, w), page.to_screen(0.6 * w, 0.5 * h, w)])
+    p.click("#run")
+    p.wait_for_selector("#busy-progress:not([hidden])", timeout=10_000)
+    assert p.inner_text("#busy-tiles") == "tile 7 / 24" and "Inpainting" in p.inner_text("#busy-text")
+    track = page.box("#busy-progress .bar")
+    p.wait_for_timeout(400)  # (the bar's width eases in)
+    bar = page.box("#busy-bar")
+    assert abs(bar["width"] / track["width"] - 0.25) < 0.02, (bar, track)
+    page.shot(f"serve_tiles_{page.size}.png")
+    ev.set()
+    p.wait_for_selector("body[data-result='ready']", timeout=30_000)
+    assert p.locator("#busy").is_hidden() and p.locator("#busy-progress").is_hidden()
     page.check()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,19 +58,32 @@ def check_model(m: RestoreModel, task: str, scale: int | None = None) -> Restore
 # ---------------------------------------------------------------- tiles
 
 
+# progress(done, total): called with (0, total) before the first tile and after each tile
+Progress = Callable[[int, int], None]
+
+
 def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None, tile: int = 512,
-                  overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
+                  overlap: int = DEFAULT_OVERLAP, progress: Progress | None = None) -> torch.Tensor:
     """``net`` on (N, C, H, W) in tiles of ``tile`` px whose outer ``overlap`` px are discarded, so
-    memory is bounded by the tile. The whole image at once when it fits in one tile (or tile <= 0)."""
+    memory is bounded by the tile. The whole image at once when it fits in one tile (or tile <= 0).
+    ``progress(done, total)`` is told (0, total) first, then each finished tile (the whole image: 0/1, 1/1)."""
     n, c, h, w = x.shape
     m = getattr(net, "multiple", 1)
     s = getattr(net, "scale", 1)
     if tile <= 0 or (h <= tile and w <= tile):
-        return pad_forward(net, x, cond)
+        if progress is not None:
+            progress(0, 1)
+        y = pad_forward(net, x, cond)
+        if progress is not None:
+            progress(1, 1)
+        return y
     overlap = -(-overlap // m) * m
     core = max(m, (tile - 2 * overlap) // m * m)
     out = torch.empty(n, c, h * s, w * s, dtype=x.dtype)
     spatial = cond is not None and cond.dim() == 4
+    total, done = -(-h // core) * -(-w // core), 0
+    if progress is not None:
+        progress(0, total)
     for y0 in range(0, h, core):
         for x0 in range(0, w, core):
             y1, x1 = min(y0 + core, h), min(x0 + core, w)
@@ -79,6 +93,9 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | No
             o = pad_forward(net, x[..., ya:yb, xa:xb], c_t)
             oy, ox = (y0 - ya) * s, (x0 - xa) * s
             out[..., y0 * s:y1 * s, x0 * s:x1 * s] = o[..., oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].cpu()
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return out
 
 
@@ -114,10 +131,11 @@ def estimate_sigma(x: np.ndarray) -> float:
 
 @torch.no_grad()
 def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None = None, sigma: float | None = None,
-                  tile: int = 512, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+                  tile: int = 512, overlap: int = DEFAULT_OVERLAP, progress: Progress | None = None) -> np.ndarray:
     """float32 (H, W, C) in [0, 1] -> restored float32 (H*s, W*s, C) in [0, 1]. A grey model runs
     on each colour channel; a colour model sees a grey image replicated (and returns its mean).
-    Inpainting keeps every known pixel's value exactly (``mask``: bool (H, W), True = hole)."""
+    Inpainting keeps every known pixel's value exactly (``mask``: bool (H, W), True = hole).
+    ``progress(done, total)``: tiles done (see :func:`tiled_forward`; an untiled image is one tile)."""
     h, w, c = img.shape
     device = next(model.net.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
@@ -138,7 +156,7 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
     if model.kind == "inpaint" and h * w <= INPAINT_WHOLE_PIXELS:
         tile = 0  # a fill must see the whole hole and its context: tiles would leave seams across holes
     x = x.to(device).contiguous(memory_format=torch.channels_last)  # the nets load channels_last (zoo)
-    y = tiled_forward(model.net, x, None if cond is None else cond.to(device), tile, overlap).cpu()
+    y = tiled_forward(model.net, x, None if cond is None else cond.to(device), tile, overlap, progress).cpu()
     if model.channels == 1:
         y = y.transpose(0, 1)
     elif c == 1:

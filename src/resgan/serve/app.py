@@ -1,6 +1,7 @@
 """``resgan serve``: the HTTP API (FastAPI) and the offline web page (``static/``).
 
-Endpoints: ``POST /v1/restore`` (multipart), ``POST /v1/generate`` (JSON), ``GET /v1/models``,
+Endpoints: ``POST /v1/restore`` (multipart), ``GET /v1/jobs/{id}`` (a restore's tiles done, for a
+request sent with ``X-Resgan-Job: ID``), ``POST /v1/generate`` (JSON), ``GET /v1/models``,
 ``GET /healthz``, ``GET /openapi.json``; ``GET /`` is the web page. Models are loaded once, when
 the app is built. Every request's work (decoding, inference, encoding) runs on a bounded
 worker pool (``workers`` threads) behind a bounded queue: a request that finds ``workers +
@@ -30,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Header, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -44,9 +45,9 @@ from ..errors import ResganError
 from ..gan.sampling import check_trunc, class_index, class_names, generate, parse_seeds
 from ..imageio import Loaded, decode_image, decode_mask, encode_image, keep_known
 from ..report import make_grid
-from ..restore.infer import DEFAULT_OVERLAP, RESTORE_TASKS, restore_array
+from ..restore.infer import DEFAULT_OVERLAP, RESTORE_TASKS, Progress, restore_array
 from ..zoo import BUILTINS, RestoreModel, builtin_path, load_generator, load_restorer, resolve
-from .jobs import Job, JobCancelled, check_cancelled, install_cancel_hooks, job_lock, running
+from .jobs import JOB_ID_RE, Job, JobCancelled, ProgressTable, check_cancelled, install_cancel_hooks, job_lock, running
 from .transport import Guard, InFlightLimit, guarded_h11
 
 log = logging.getLogger("resgan.serve")
@@ -248,9 +249,10 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def restore_png(model: RestoreModel, loaded: Loaded, mask: np.ndarray | None, sigma: float | None,
-                tile: int, overlap: int) -> bytes:
-    """Restore and encode as PNG in the input's mode; inpainting keeps every known pixel's stored value."""
-    out = restore_array(model, loaded.data, mask, sigma, tile, overlap)
+                tile: int, overlap: int, progress: Progress | None = None) -> bytes:
+    """Restore and encode as PNG in the input's mode; inpainting keeps every known pixel's stored value.
+    ``progress(done, total)``: tiles done (:func:`resgan.restore.infer.restore_array`)."""
+    out = restore_array(model, loaded.data, mask, sigma, tile, overlap, progress)
     if mask is not None:
         return keep_known(out, loaded, mask, Path("result.png"))
     return encode_image(out, loaded, Path("result.png"))
@@ -370,6 +372,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+def _job_id(value: str, what: str) -> str:
+    if not JOB_ID_RE.fullmatch(value):
+        raise ApiError(400, f"{what} must be 8 to 64 characters of A-Z, a-z, 0-9, '_' and '-' (e.g. a uuid4 "
+                            f"in hex), got {value[:80]!r}")
+    return value
+
+
 # ---------------------------------------------------------------- app
 
 
@@ -446,6 +455,7 @@ def _class_idx(entry: GeneratorEntry, value: int | str | None) -> int | None:
 def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
     work = WorkQueue(limits.workers, limits.queue, limits.timeout_s, limits.stuck_after_s)
+    progress = ProgressTable()  # restore jobs named by their client (X-Resgan-Job): tiles done
     for e in registry.restore.values():  # timed-out work stops at the next layer (see .jobs)
         install_cancel_hooks(e.model.net)
     for g in registry.generators.values():
@@ -463,7 +473,7 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
     app = FastAPI(title="resgan", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Image restoration (inpaint, denoise, super-resolve, ...) and generation with "
                               "residual GANs. Errors: JSON {error, status}.")
-    app.state.registry, app.state.limits, app.state.work = registry, limits, work
+    app.state.registry, app.state.limits, app.state.work, app.state.progress = registry, limits, work, progress
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     # requests in progress (uploading, queued, computing): bounded, JSON 503 beyond; /healthz always answers
     app.add_middleware(InFlightLimit, limit=limits.workers + limits.queue + 32)
@@ -532,8 +542,13 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
                       sigma: Annotated[float | None, Form(description="denoise: noise sigma, 0-255 "
                                                                       "(default: estimated)")] = None,
                       scale: Annotated[int | None, Form(description="sr: the expected scale "
-                                                                    "(checked against the model)")] = None):
+                                                                    "(checked against the model)")] = None,
+                      job_id: Annotated[str | None, Header(alias="X-Resgan-Job", description=(
+                          "a name for this job (8-64 of A-Z a-z 0-9 _ -, e.g. a uuid4 in hex): its tiles done "
+                          "are then at GET /v1/jobs/{id} while it runs"))] = None):
         """Restore one image; the PNG result has the input's size (x scale for sr) and mode."""
+        if job_id is not None:
+            _job_id(job_id, "X-Resgan-Job")
         entry = registry.restorer(task, model or None)
         m = entry.model
         if task == "inpaint" and mask is None:
@@ -548,8 +563,13 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
             raise ApiError(400, f"model {entry.name!r} is x{m.scale}, not x{scale}")
         image_bytes = await image.read()
         mask_bytes = await mask.read() if mask is not None else None
+        track = progress.add(job_id) if job_id is not None else None
+        if job_id is not None and track is None:
+            raise ApiError(409, f"job {job_id!r} is already queued or running; name each request anew")
 
         def job() -> tuple[bytes, str]:
+            if track is not None:
+                track.start()
             loaded = decode_image(image_bytes, "image", limits.max_pixels)
             chosen = entry if model else registry.restorer(task, None, loaded.data.shape[2])
             m = chosen.model
@@ -559,10 +579,25 @@ def create_app(registry: Registry, limits: Limits | None = None) -> FastAPI:
                                     f"{limits.max_pixels:,} pixels")
             hole = decode_mask(mask_bytes, (w, h), limits.max_pixels) if mask_bytes is not None else None
             check_cancelled()
-            return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap), chosen.name
+            report = track.report if track is not None else None
+            return restore_png(m, loaded, hole, sigma, limits.tile, limits.overlap, report), chosen.name
 
-        png, name = await work.run(job)
+        try:
+            png, name = await work.run(job)
+        except BaseException:  # an error, 503, 504, or the request cancelled: the entry must not stay "running"
+            if track is not None:
+                track.finish(ok=False)
+            raise
+        if track is not None:
+            track.finish(ok=True)
         return Response(png, media_type="image/png", headers={"X-Model": name})
+
+    @app.get("/v1/jobs/{job_id}", tags=["restore"])
+    async def job_progress(job_id: str) -> dict:
+        """Progress of a restore sent with the header ``X-Resgan-Job: ID``: ``state`` (queued, running,
+        done, failed, or unknown: never sent, or finished over a minute ago), ``done`` / ``total`` tiles
+        (an untiled image is 1 tile), ``elapsed_s`` since it was admitted."""
+        return progress.get(_job_id(job_id, "job id"))
 
     @app.post("/v1/generate", tags=["generate"], response_class=Response,
               responses={200: {"content": {"image/png": {}, "application/zip": {}, "application/json": {}},

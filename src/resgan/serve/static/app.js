@@ -45,6 +45,38 @@ async function job(kind, label, fn) {
   }
 }
 
+// a restore's name for the server (X-Resgan-Job): 32 random hex digits (crypto.randomUUID needs a secure context)
+function newJobId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// a restore's tiles (GET /v1/jobs/ID every 500 ms): "tile k / n" and a bar under the clock once the image
+// runs in tiles (n > 1); an id the server does not know (not started, forgotten) or a failed poll shows
+// nothing. Returns stop().
+function pollTiles(id) {
+  let stopped = false;
+  let timer = null;
+  const show = (p) => {
+    const on = !!p && p.total > 1;
+    $("busy-progress").hidden = !on;
+    if (!on) return;
+    const pct = Math.round((100 * p.done) / p.total);
+    $("busy-tiles").textContent = `tile ${Math.min(p.done + 1, p.total)} / ${p.total}`;
+    $("busy-bar").style.width = `${pct}%`;
+    $("busy-bar").parentElement.setAttribute("aria-valuenow", String(pct));
+  };
+  const poll = async () => {
+    try {
+      const resp = await fetch(`/v1/jobs/${id}`);
+      if (resp.ok) { const p = await resp.json(); if (!stopped) show(p); }
+    } catch (e) { /* the request itself reports what went wrong */ }
+    if (!stopped) timer = setTimeout(poll, 500);
+  };
+  show(null);
+  timer = setTimeout(poll, 500);
+  return () => { stopped = true; clearTimeout(timer); show(null); };
+}
+
 function updateButtons() {
   $("run").disabled = running.restore || !state.file || !task();
   $("gen-run").disabled = running.generate || !(state.models && state.models.generators.length);
@@ -204,9 +236,12 @@ $("run").addEventListener("click", async () => {
   say("");
   delete document.body.dataset.result;
   const t0 = performance.now();
+  const id = newJobId();
+  const stopTiles = pollTiles(id);
   await job("restore", t === "inpaint" ? "Inpainting…" : `Running ${t}…`, async () => {
     try {
-      const resp = await fetch("/v1/restore", { method: "POST", body: form });
+      const resp = await fetch("/v1/restore", { method: "POST", body: form, headers: { "X-Resgan-Job": id } });
+      stopTiles();
       if (!resp.ok) {
         say(`Error ${resp.status}: ${await errorText(resp)}`, "error");
         document.body.dataset.result = "error";
@@ -224,6 +259,8 @@ $("run").addEventListener("click", async () => {
     } catch (e) {
       say(`Request failed: ${e.message || e}`, "error");
       document.body.dataset.result = "error";
+    } finally {
+      stopTiles();
     }
   });
 });
