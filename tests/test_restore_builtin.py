@@ -94,6 +94,20 @@ def test_sr_builtin_beats_bicubic():
     assert ours > bicubic + 0.3
 
 
+def test_sr_builtin_tiles_without_seams():
+    """RFDN's attention resamples a pooled map to the tile's size, so tiles cannot match the whole image
+    bit for bit; they must match it closely everywhere, with no worse band along the tile edges."""
+    x = torch.from_numpy(crop(skd.astronaut(), 160, 120, 140).transpose(2, 0, 1).copy())[None]
+    net = load_model("sr").net
+    with torch.no_grad():
+        whole = tiled_forward(net, x, None, tile=0)
+        tiled = tiled_forward(net, x, None, tile=144, overlap=DEFAULT_OVERLAP // 2)
+    d = (whole - tiled).abs().amax(1)[0] * 255
+    assert d.mean() < 0.1 and torch.quantile(d.flatten(), 0.999) < 3
+    seam = d[:, 4 * 80 - 8:4 * 80 + 8]  # 144 - 2 * 32 = 80-px cores: the first vertical tile edge
+    assert seam.mean() < 3 * d.mean() + 0.05
+
+
 def pillow_jpeg(clean: np.ndarray, quality: int) -> np.ndarray:
     """A user's .jpg file: the uint8 image through Pillow's encoder (grey: one channel; colour: 4:2:0)."""
     import io

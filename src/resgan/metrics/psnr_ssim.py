@@ -20,7 +20,11 @@ from ..errors import ResganError
 
 
 def _chw(img) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(img)) if not isinstance(img, torch.Tensor) else img.detach().cpu()
+    if isinstance(img, torch.Tensor):
+        t = img.detach().cpu()
+    else:
+        a = np.asarray(img)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only arrays, e.g. from a PIL image
     if t.dim() == 4:  # a batch: its images side by side as channels (the same mean over pixels)
         t = t.reshape(-1, *t.shape[2:])
     if t.dim() == 2:
