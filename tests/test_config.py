@@ -42,6 +42,12 @@ def test_bad_overrides(override, message):
         load_config("digits", [override])
 
 
+def test_bad_restore_values():
+    with pytest.raises(ResganError, match="restore.jpeg_draw must be uniform or low"):
+        load_config("jpeg_gray", ["restore.jpeg_draw=high"])
+    assert load_config("jpeg_gray", ["restore.jpeg_draw=low"]).restore.jpeg_draw == "low"
+
+
 def test_unknown_key_in_file(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("data:\n  name: digits\n  resolutoin: 16\n")

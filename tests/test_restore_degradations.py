@@ -90,6 +90,18 @@ def test_jpeg_quality_changes_error():
     assert psnr(dg.jpeg(x, 95), x, peak=1.0) > psnr(dg.jpeg(x, 10), x, peak=1.0) + 3
 
 
+def test_jpeg_quality_draws():
+    rng = np.random.default_rng(0)
+    uniform = np.array([dg.jpeg_quality((5, 95), rng) for _ in range(4000)])
+    low = np.array([dg.jpeg_quality((5, 95), rng, "low") for _ in range(4000)])
+    for q in (uniform, low):
+        assert q.min() == 5 and q.max() <= 95 and q.max() >= 90
+    assert abs((uniform <= 10).mean() - 6 / 91) < 0.02
+    assert abs((low <= 10).mean() - np.sqrt(6 / 91)) < 0.03  # P(lo + 91 u^2 < 11) = sqrt(6 / 91)
+    assert np.median(low) < 35 < np.median(uniform)
+    assert dg.jpeg_quality(40, rng, "low") == 40
+
+
 def test_psnr_ssim():
     x = clean(c=1)
     assert ssim(x, x, peak=1.0) == pytest.approx(1.0)

@@ -93,6 +93,7 @@ class RestoreConfig:
     quantize: float = 0.0  # denoise: share of training images whose noisy version is clipped and rounded to 8 bits
     scale: int = 4  # sr: 2 | 3 | 4
     jpeg_quality: list[int] = field(default_factory=lambda: [10, 60])  # jpeg: quality range
+    jpeg_draw: str = "uniform"  # jpeg: uniform over the range | low (lo + (hi - lo) * u**2: more heavy compression)
     blur_sigma: list[float] = field(default_factory=lambda: [0.5, 3.0])  # deblur: Gaussian blur sigma range
     motion_prob: float = 0.3  # deblur: share of motion blur kernels
     mask: str = "mixed"  # inpaint: strokes | boxes | mixed | lama (thin/medium/thick strokes + boxes) | folder
@@ -353,6 +354,7 @@ def validate_restore(cfg: Config) -> None:
         (r.sigma >= 0 and (r.sigma_max == 0 or r.sigma_max >= r.sigma), "restore.sigma_max must be 0 or >= sigma"),
         (len(r.jpeg_quality) == 2 and 1 <= r.jpeg_quality[0] <= r.jpeg_quality[1] <= 100,
          "restore.jpeg_quality must be [lo, hi] within 1..100"),
+        (r.jpeg_draw in ("uniform", "low"), "restore.jpeg_draw must be uniform or low"),
         (len(r.blur_sigma) == 2 and 0 < r.blur_sigma[0] <= r.blur_sigma[1], "restore.blur_sigma must be [lo, hi] > 0"),
         (r.width >= 1 and r.blocks >= 1 and len(r.dilations) >= 1, "restore.width/blocks/dilations must be >= 1"),
         (r.val_every >= 1, "restore.val_every must be >= 1"),

@@ -121,12 +121,25 @@ def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float],
     return blur(x, gaussian_kernel(float(sigma)))
 
 
-def jpeg(x: torch.Tensor, quality: int | tuple[int, int], rng: np.random.Generator | None = None) -> torch.Tensor:
-    """JPEG round trip through Pillow at a fixed quality or one drawn per image from [lo, hi]."""
+def jpeg_quality(quality: int | tuple[int, int], rng: np.random.Generator | None, draw: str = "uniform") -> int:
+    """A fixed quality, or one drawn from [lo, hi]: uniformly, or ``draw="low"``: lo + (hi - lo + 1) * u**2
+    (u uniform; density falling with the quality: a quarter of the draws in the range's lowest 6%)."""
+    if not isinstance(quality, (tuple, list)):
+        return int(quality)
+    lo, hi = quality
+    if draw == "low":
+        return min(hi, lo + int((hi - lo + 1) * rng.random() ** 2))
+    return int(rng.integers(lo, hi + 1))
+
+
+def jpeg(x: torch.Tensor, quality: int | tuple[int, int], rng: np.random.Generator | None = None,
+         draw: str = "uniform") -> torch.Tensor:
+    """JPEG round trip through Pillow at a fixed quality or one drawn per image from [lo, hi]
+    (:func:`jpeg_quality`)."""
     out = []
     arr = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     for a in arr:
-        q = int(rng.integers(quality[0], quality[1] + 1)) if isinstance(quality, (tuple, list)) else int(quality)
+        q = jpeg_quality(quality, rng, draw)
         img = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=q)

@@ -79,7 +79,7 @@ class Restorer:
             blurred = dg.blur(clean, dg.random_blur_kernels(n, tuple(r.blur_sigma), r.motion_prob, generator=generator))
             return dg.add_gaussian_noise(blurred, (0.0, 2.0), generator)[0], None
         if r.kind == "jpeg":
-            return dg.jpeg(clean, tuple(r.jpeg_quality), dg.numpy_rng(generator)), None
+            return dg.jpeg(clean, tuple(r.jpeg_quality), dg.numpy_rng(generator), r.jpeg_draw), None
         if r.kind == "real":
             return dg.realworld(clean, generator), None
         if r.kind == "sr":
