@@ -74,15 +74,30 @@ def test_denoise_builtins_tile_like_whole_images():
         assert (whole - tiled).abs().max() < 2 / 255, channels
 
 
-def test_inpaint_builtin_fills_holes_better_than_grey():
+def test_inpaint_builtin_fills_holes_better_than_a_mean_colour():
     clean = crop(skd.astronaut(), 128, 150, 180)
     hole = np.zeros((128, 128), bool)
     hole[50:70, 40:90] = True
     out = restore_array(load_model("inpaint"), clean, hole)
-    grey = np.where(hole[:, :, None], 0.5, clean)
+    mean = np.where(hole[:, :, None], clean[~hole].mean(0), clean)
     assert np.array_equal(out[~hole], clean[~hole])
     err_out = np.abs(out - clean)[hole].mean()
-    assert err_out < 0.7 * np.abs(grey - clean)[hole].mean()
+    assert err_out < 0.7 * np.abs(mean - clean)[hole].mean()
+
+
+def test_inpaint_builtin_keeps_flat_colours_and_gradients():
+    """The reported defect: a flat red with a thin line and a wide box cut out came back (131, 80, 13)."""
+    hole = np.zeros((200, 240), bool)
+    hole[100:108, 20:220] = True  # an 8-px line
+    hole[30:80, 40:90] = True  # a 50-px box
+    hole[120:190, 130:230] = True  # a 70 x 100 box
+    flat = np.zeros((200, 240, 3), np.float32) + np.array([153, 38, 25], np.float32) / 255
+    out = restore_array(load_model("inpaint"), flat, hole)
+    assert np.abs(out - flat)[hole].max() < 2 / 255
+    yy, xx = np.mgrid[0:200, 0:240].astype(np.float32)
+    grad = np.stack([xx / 239, yy / 199, np.full_like(xx, 0.5)], -1)
+    out = restore_array(load_model("inpaint"), grad, hole)
+    assert np.abs(out - grad)[hole].mean() < 5 / 255
 
 
 def test_sr_builtin_beats_bicubic():
