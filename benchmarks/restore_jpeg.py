@@ -2,6 +2,7 @@
 decoded JPEG and of resgan's restoration of it, the gain, beside the published gains on LIVE1 q10 (grey).
 
     .venv/bin/python benchmarks/restore_jpeg.py [--data ../shared/data] [--gray jpeg_gray] [--color jpeg_color]
+        [--sets BSD68,CBSD68,Set12]  (Set12: a second grey set, 12 classic test images)
 
 Inputs: each clean PNG encoded by Pillow (grey as a one-channel JPEG; colour with Pillow's default 4:2:0
 chroma subsampling), decoded to uint8, as a user's .jpg file is. PSNR on the image's own channels (grey: L,
@@ -62,17 +63,21 @@ def main() -> None:
     ap.add_argument("--gray", default="jpeg_gray", help="grey model (built-in name, run directory or file)")
     ap.add_argument("--color", default="jpeg_color", help="colour model")
     ap.add_argument("--quality", default="10,20,30", help="comma-separated JPEG qualities")
+    ap.add_argument("--sets", default="BSD68,CBSD68", help="comma-separated: BSD68, CBSD68 (colour), Set12")
     ap.add_argument("--limit", type=int, help="first N images of each set")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     qualities = [int(q) for q in args.quality.split(",")]
     root = data_root(args.data) / "denoise"
-    for set_name, source in (("BSD68", args.gray), ("CBSD68", args.color)):
-        model = load_model("jpeg", source)
+    colour = {"BSD68": False, "Set12": False, "CBSD68": True}
+    for set_name in args.sets.split(","):
+        if set_name not in colour:
+            ap.error(f"unknown set {set_name!r} (BSD68, CBSD68, Set12)")
+        model = load_model("jpeg", args.color if colour[set_name] else args.gray)
         files = sorted(f for f in (root / set_name).iterdir() if f.suffix.lower() in IMAGE_EXTS)
         rows = run_set(model, files, qualities, args.limit)
-        print(f"\n{set_name} ({len(files[:args.limit])} images, {'grey' if set_name == 'BSD68' else 'RGB'}); model "
+        print(f"\n{set_name} ({len(files[:args.limit])} images, {'RGB' if colour[set_name] else 'grey'}); model "
               f"{model.source} ({model.step} steps); {torch.get_num_threads()} CPU threads\n")
         print(table(["quality", "JPEG (dB)", "resgan (dB)", "gain (dB)", "JPEG SSIM", "resgan SSIM",
                      "resgan s / image"], rows))
