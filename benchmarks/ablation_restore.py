@@ -47,12 +47,10 @@ from PIL import Image
 from restore_common import command, data_root, table, to_u8
 from restore_denoise import noisy_image, u8
 from restore_sr import SETS as SR_SETS
-from restore_sr import psnr_y
+from restore_sr import psnr_y, sr_pair
 
 from resgan.data import IMAGE_EXTS
-from resgan.imageio import read_image
 from resgan.metrics.psnr_ssim import psnr
-from resgan.restore.degradations import bicubic_down, bicubic_up
 from resgan.restore.infer import load_model, restore_array
 
 # task -> (preset, [(label, overrides)]); overrides on top of the preset
@@ -169,13 +167,7 @@ def sr_inputs(root: Path, limit: int | None) -> dict[str, list[tuple[np.ndarray,
         folder = root / SR_SETS[name]
         items = []
         for f in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)[:limit]:
-            hr = read_image(f).data
-            hr = np.repeat(hr, 3, 2) if hr.shape[2] == 1 else hr
-            hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
-            x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
-            lr = (bicubic_down(x, s).clamp(0, 1) * 255).round() / 255
-            up = bicubic_up(lr, s)[0].numpy().transpose(1, 2, 0)
-            items.append((to_u8(hr), lr[0].numpy().transpose(1, 2, 0).astype(np.float32), to_u8(up)))
+            items.append(sr_pair(f, s))
         out[name] = items
     return out
 

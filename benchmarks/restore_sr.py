@@ -37,6 +37,18 @@ def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
     return psnr(a, b, crop_border=border, y=True)
 
 
+def sr_pair(path, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(HR uint8 cropped to a multiple of ``s``, LR float32 (H/s, W/s, 3) rounded to 8 bits, PyTorch's
+    bicubic upscaling of it as uint8) for one image file (grey ones as RGB)."""
+    hr = read_image(path).data
+    hr = np.repeat(hr, 3, 2) if hr.shape[2] == 1 else hr
+    hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
+    x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
+    lr = (bicubic_down(x, s).clamp(0, 1) * 255).round() / 255
+    up = bicubic_up(lr, s)[0].numpy().transpose(1, 2, 0)
+    return to_u8(hr), lr[0].numpy().transpose(1, 2, 0).astype(np.float32), to_u8(up)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
@@ -54,21 +66,13 @@ def main() -> None:
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTS)[:args.limit]
         ours, bic, bic_m, times = [], [], [], []
         for f in files:
-            hr = read_image(f).data
-            hr = np.repeat(hr, 3, 2) if hr.shape[2] == 1 else hr
-            h, w = hr.shape[0] // s * s, hr.shape[1] // s * s
-            hr = hr[:h, :w]
-            x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
-            lr = (bicubic_down(x, s).clamp(0, 1) * 255).round() / 255
-            up = bicubic_up(lr, s)[0].numpy().transpose(1, 2, 0)
-            up_m = np.asarray(Image.fromarray(to_u8(lr[0].numpy().transpose(1, 2, 0))).resize((w, h), Image.BICUBIC))
-            lr_np = lr[0].numpy().transpose(1, 2, 0).astype(np.float32)
+            truth, lr, up = sr_pair(f, s)
+            up_m = np.asarray(Image.fromarray(to_u8(lr)).resize(truth.shape[1::-1], Image.BICUBIC))
             t0 = time.perf_counter()
-            out = restore_array(model, lr_np)
+            out = restore_array(model, lr)
             times.append(time.perf_counter() - t0)
-            truth = to_u8(hr)
             ours.append(psnr_y(to_u8(out), truth, s))
-            bic.append(psnr_y(to_u8(up), truth, s))
+            bic.append(psnr_y(up, truth, s))
             bic_m.append(psnr_y(up_m, truth, s))
         col = list(SETS).index(name)
         rows.append([name, len(files), float(np.mean(bic_m)), float(np.mean(bic)), float(np.mean(ours)),

@@ -62,6 +62,10 @@ def check_model(m: RestoreModel, task: str, scale: int | None = None) -> Restore
 Progress = Callable[[int, int], None]
 
 
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
 def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None, tile: int = 512,
                   overlap: int = DEFAULT_OVERLAP, progress: Progress | None = None) -> torch.Tensor:
     """``net`` on (N, C, H, W) in tiles of ``tile`` px whose outer ``overlap`` px are discarded, so
@@ -70,20 +74,18 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | No
     n, c, h, w = x.shape
     m = getattr(net, "multiple", 1)
     s = getattr(net, "scale", 1)
+    progress = progress or _no_progress
     if tile <= 0 or (h <= tile and w <= tile):
-        if progress is not None:
-            progress(0, 1)
+        progress(0, 1)
         y = pad_forward(net, x, cond)
-        if progress is not None:
-            progress(1, 1)
+        progress(1, 1)
         return y
     overlap = -(-overlap // m) * m
     core = max(m, (tile - 2 * overlap) // m * m)
     out = torch.empty(n, c, h * s, w * s, dtype=x.dtype)
     spatial = cond is not None and cond.dim() == 4
     total, done = -(-h // core) * -(-w // core), 0
-    if progress is not None:
-        progress(0, total)
+    progress(0, total)
     for y0 in range(0, h, core):
         for x0 in range(0, w, core):
             y1, x1 = min(y0 + core, h), min(x0 + core, w)
@@ -94,8 +96,7 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor | No
             oy, ox = (y0 - ya) * s, (x0 - xa) * s
             out[..., y0 * s:y1 * s, x0 * s:x1 * s] = o[..., oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].cpu()
             done += 1
-            if progress is not None:
-                progress(done, total)
+            progress(done, total)
     return out
 
 
