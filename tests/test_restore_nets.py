@@ -151,13 +151,15 @@ def test_adversarial_ffc_inpainting_trains_and_resumes_exactly(tmp_path):
         d = _ffc_gan(steps)
         d["data"] = {"name": "folder", "channels": 3, "path": str(tmp_path / "img")}
         d["restore"].update(patches_per_image=16, val_path=str(tmp_path / "img"), val_crop=96, mask="folder",
-                            mask_path=str(tmp_path / "mask"))
+                            mask_path=str(tmp_path / "mask"), r1_every=2)  # lazy R1, resumed at an odd step
         return config_from_dict(d)
 
     start = Restorer(cfg(40), torch.device("cpu")).validate(force=True)
     train(cfg(40), tmp_path / "a", progress=False)
     logs = [json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert all("r1" in x and "loss_fm" in x and "loss_adv" in x for x in logs if "loss_pix" in x)
+    steps = [x for x in logs if "loss_pix" in x]
+    assert all("loss_fm" in x and "loss_adv" in x for x in steps)
+    assert [x["step"] for x in steps if "r1" in x] == list(range(1, 41, 2))  # lazy R1: every second D step
     end = [x for x in logs if "val_loss" in x][-1]
     assert end["val_loss"] < 0.95 * start["val_loss"]
     train(cfg(15), tmp_path / "b", progress=False)
@@ -167,6 +169,30 @@ def test_adversarial_ffc_inpainting_trains_and_resumes_exactly(tmp_path):
     for k in ta:
         if k.startswith(("net.", "D.")):
             assert torch.equal(ta[k], tb[k]), k
+
+
+def test_lazy_r1_scales_the_penalty_by_its_interval():
+    """With ``r1_every = N`` the D step's loss carries N x the penalty on every Nth step and none between."""
+    def d_losses(every: int) -> list[tuple[float, float | None]]:
+        torch.manual_seed(0)
+        d = _ffc_gan(10)
+        d["restore"].update(r1_gamma=10.0, r1_every=every)
+        d["train"]["precision"] = "fp32"
+        cfg = config_from_dict(d)
+        task = Restorer(cfg, torch.device("cpu"))
+        task.opt_d.param_groups[0]["lr"] = 0.0  # D stays put, so the two runs see the same D
+        real, fake, out = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48), []
+        for step in range(4):
+            task.steps_done = step
+            loss, stats = task.d_step(real, fake, None)
+            out.append((loss, stats.get("r1")))
+        return out
+
+    every1, every3 = d_losses(1), d_losses(3)
+    assert [r is not None for _, r in every3] == [True, False, False, True]
+    for (loss1, r1), (loss3, r3) in zip(every1, every3, strict=True):  # gamma / 2 = 5
+        penalty = 3 * 5.0 * r1 if r3 is not None else 0.0
+        assert loss3 == pytest.approx(loss1 - 5.0 * r1 + penalty, rel=1e-5)
 
 
 def test_build_net_picks_the_architecture():

@@ -115,6 +115,7 @@ class RestoreConfig:
     fm_weight: float = 0.0  # discriminator feature matching
     gan_loss: str = "hinge"  # hinge | nonsaturating (inpaint: D's fake target is the hole region only, LaMa)
     r1_gamma: float = 0.0  # R1 penalty on real images (gamma / 2 * |grad D|^2)
+    r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty every N D steps, weighted by N (1 = every step)
     d_width: int = 64
     val_path: str | None = None  # held-out folder; None: built-in held-out images
     val_limit: int = 8
@@ -348,6 +349,7 @@ def validate_restore(cfg: Config) -> None:
          "restore.crop must be a multiple of 2**restore.levels for arch=ffc"),
         (r.gan_loss in ("hinge", "nonsaturating"), "restore.gan_loss must be hinge or nonsaturating"),
         (r.r1_gamma >= 0, "restore.r1_gamma must be >= 0"),
+        (r.r1_every >= 1, "restore.r1_every must be >= 1"),
         (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
         (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
         (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),

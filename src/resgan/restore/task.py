@@ -15,6 +15,7 @@ from ..config import Config
 from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
+from ..gan.losses import r1_penalty
 from ..metrics.psnr_ssim import psnr, ssim
 from . import degradations as dg
 from .data import load_train_set, load_val_images, random_crops
@@ -154,7 +155,8 @@ class Restorer:
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor | None) -> tuple[float, dict]:
         """One discriminator update (hinge, or non-saturating with R1 on the real images)."""
         r = self.cfg.restore
-        r1 = r.r1_gamma > 0
+        # lazy R1 (StyleGAN2): the penalty every ``r1_every`` D steps, weighted by that interval
+        r1 = r.r1_gamma > 0 and self.steps_done % r.r1_every == 0
         real = real.detach().requires_grad_(r1)
         with autocast(self.device, self.precision):
             d_real, _ = self.D(real)
@@ -169,9 +171,8 @@ class Restorer:
             loss = F.softplus(-d_real).mean() + loss_fake.mean()
         stats = {}
         if r1:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            penalty = grad.square().sum((1, 2, 3)).mean()
-            loss = loss + r.r1_gamma / 2 * penalty
+            penalty = r1_penalty(d_real, real)
+            loss = loss + r.r1_gamma / 2 * r.r1_every * penalty
             stats["r1"] = penalty.item()
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
