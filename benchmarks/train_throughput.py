@@ -208,8 +208,9 @@ def compare(a: argparse.Namespace) -> None:
                         print(f"{cfg[0]} {v}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
                         continue
                     res = json.loads(out.stdout.strip().splitlines()[-1])
-                    results.setdefault((cfg[0], v), []).append(res)
-                    print(f"round {r + 1} {cfg[0]} {v}: {res['img_s']:.1f} img/s, {res['img_cpu_s']:.1f} img/CPU-s, "
+                    key = "@".join(cfg)  # the overrides too: one config under two settings is two rows
+                    results.setdefault((key, v), []).append(res)
+                    print(f"round {r + 1} {key} {v}: {res['img_s']:.1f} img/s, {res['img_cpu_s']:.1f} img/CPU-s, "
                           f"{res['faults_step']:.0f} faults/step ({res['code']})", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -219,7 +220,8 @@ def compare(a: argparse.Namespace) -> None:
           "| page faults / step | kernel share of CPU | peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in configs:
-        rows = [(v, results[(cfg[0], v)]) for v in runnable if (cfg[0], v) in results]
+        key = "@".join(cfg)
+        rows = [(v, results[(key, v)]) for v in runnable if (key, v) in results]
         base = dict(rows).get("before")
 
         for v, xs in rows:
