@@ -222,7 +222,7 @@ def compare(a: argparse.Namespace) -> None:
     for cfg in configs:
         key = "@".join(cfg)
         rows = [(v, results[(key, v)]) for v in runnable if (key, v) in results]
-        base = dict(rows).get("before")
+        base = next((xs for v, xs in rows if v.split(":")[0] == "before"), None)  # the first "before" variant
 
         for v, xs in rows:
             m = {k: statistics.median(x[k] for x in xs) for k in ("img_s", "img_cpu_s", "sys_share", "faults_step",

@@ -114,7 +114,7 @@ def _svg_chart(title: str, series: dict[str, list[tuple[int, float]]], width: in
 
 CHARTS = [("Losses", ("loss_d", "loss_g")), ("Discriminator outputs", ("d_real", "d_fake")),
           ("Penalties", ("gp", "r1")), ("FID (EMA generator)", ("fid",)), ("CAS (EMA generator)", ("cas",)),
-          ("PSNR (dB)", ("psnr", "psnr_input")), ("SSIM", ("ssim",)), ("Speed (img/s)", ("img_per_s",))]
+          ("PSNR (dB)", ("psnr", "psnr_input", "psnr_fill")), ("SSIM", ("ssim",)), ("Speed (img/s)", ("img_per_s",))]
 
 
 GRID_WIDTH = 360  # px a sample grid is shown at in the report

@@ -41,14 +41,20 @@ def pushpull_fill(x: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     return x * known + up * (1 - known)
 
 
+def act(x: torch.Tensor, slope: float) -> torch.Tensor:
+    """ReLU (``slope`` 0) or LeakyReLU, in place."""
+    return F.relu(x, inplace=True) if slope == 0 else F.leaky_relu(x, slope, inplace=True)
+
+
 class FourierUnit(nn.Module):
     """Global convolution in the frequency domain: rfft2 -> 1x1 conv over (real, imag) -> ReLU -> irfft2."""
 
     dft_matmul = False  # True: the DFT as matrix products (ONNX-exportable), same result
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, slope: float = 0.0):
         super().__init__()
         self.conv = nn.Conv2d(2 * cin, 2 * cout, 1)
+        self.slope = slope
 
     @staticmethod
     def _rfft2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +98,7 @@ class FourierUnit(nn.Module):
             else:
                 f = torch.fft.rfft2(x, norm="ortho")
                 re, im = f.real, f.imag
-            y = F.relu(self.conv(torch.cat([re, im], 1)), inplace=True)
+            y = act(self.conv(torch.cat([re, im], 1)), self.slope)
             re, im = y.chunk(2, 1)
             if self.dft_matmul:
                 out = self._irfft2(re.contiguous(), im.contiguous(), w)
@@ -104,15 +110,16 @@ class FourierUnit(nn.Module):
 class SpectralTransform(nn.Module):
     """LaMa's global branch: 1x1 reduce -> Fourier unit (+ skip) -> 1x1 expand."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, slope: float = 0.0):
         super().__init__()
         mid = max(1, cout // 2)
         self.reduce = nn.Conv2d(cin, mid, 1)
-        self.fu = FourierUnit(mid, mid)
+        self.fu = FourierUnit(mid, mid, slope)
         self.expand = nn.Conv2d(mid, cout, 1)
+        self.slope = slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.reduce(x), inplace=True)
+        y = act(self.reduce(x), self.slope)
         return self.expand(y + self.fu(y))
 
 
@@ -120,14 +127,14 @@ class FFC(nn.Module):
     """A fast Fourier convolution on (local, global) features: local' = conv(local) + conv(global),
     global' = conv(local) + spectral(global); 3x3 convolutions with reflect padding."""
 
-    def __init__(self, local: int, glob: int):
+    def __init__(self, local: int, glob: int, slope: float = 0.0):
         super().__init__()
 
         def c3(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
         self.l2l, self.g2l, self.l2g = c3(local, local), c3(glob, local), c3(local, glob)
-        self.g2g = SpectralTransform(glob, glob)
+        self.g2g = SpectralTransform(glob, glob, slope)
 
     def forward(self, xl: torch.Tensor, xg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.l2l(xl) + self.g2l(xg), self.l2g(xl) + self.g2g(xg)
@@ -137,9 +144,10 @@ class FFCResBlock(nn.Module):
     """Two FFC layers with ReLUs and an identity skip on both parts; the second layer starts at zero
     (each block begins as the identity, which keeps a deep un-normalised net stable)."""
 
-    def __init__(self, local: int, glob: int):
+    def __init__(self, local: int, glob: int, slope: float = 0.0):
         super().__init__()
-        self.ffc1, self.ffc2 = FFC(local, glob), FFC(local, glob)
+        self.ffc1, self.ffc2 = FFC(local, glob, slope), FFC(local, glob, slope)
+        self.slope = slope
         for conv in (self.ffc2.l2l, self.ffc2.g2l, self.ffc2.l2g, self.ffc2.g2g.expand):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
@@ -147,7 +155,7 @@ class FFCResBlock(nn.Module):
     def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         xl, xg = x
         yl, yg = self.ffc1(xl, xg)
-        yl, yg = self.ffc2(F.relu(yl, inplace=True), F.relu(yg, inplace=True))
+        yl, yg = self.ffc2(act(yl, self.slope), act(yg, self.slope))
         return xl + yl, xg + yg
 
 
@@ -155,29 +163,34 @@ class FFCInpaintNet(nn.Module):
     """LaMa-style inpainting generator: input (push-pull-filled image, mask) -> 7x7 conv -> ``downs``
     stride-2 convs (width doubling) -> ``blocks`` FFC residual blocks (``global_ratio`` of the channels
     global) -> transposed convs back -> 7x7 conv giving the correction to the push-pull fill in the holes.
-    Known pixels are returned exactly: ``out = where(hole, pushpull + R, x)``."""
+    Known pixels are returned exactly: ``out = where(hole, pushpull + R, x)``. ``slope``: the negative
+    slope of every ReLU (0 = ReLU; a LeakyReLU keeps gradients flowing: with plain ReLUs and no
+    normalisation, a run's decoder died within 500 steps and ``R`` stayed ~0)."""
 
     def __init__(self, channels: int = 3, width: int = 32, blocks: int = 6, downs: int = 3,
-                 global_ratio: float = 0.75):
+                 global_ratio: float = 0.75, slope: float = 0.0):
         super().__init__()
         self.channels, self.multiple = channels, 2**downs
 
         def c(a: int, b: int, k: int, stride: int = 1) -> nn.Conv2d:
             return nn.Conv2d(a, b, k, stride, padding=k // 2, padding_mode="reflect")
 
-        enc: list[nn.Module] = [c(channels + 1, width, 7), nn.ReLU(inplace=True)]
+        def relu() -> nn.Module:
+            return nn.ReLU(inplace=True) if slope == 0 else nn.LeakyReLU(slope, inplace=True)
+
+        enc: list[nn.Module] = [c(channels + 1, width, 7), relu()]
         w = width
         for _ in range(downs):
-            enc += [c(w, 2 * w, 3, 2), nn.ReLU(inplace=True)]
+            enc += [c(w, 2 * w, 3, 2), relu()]
             w *= 2
         self.enc = nn.Sequential(*enc)
         self.glob = int(round(w * global_ratio))
         if not 0 < self.glob < w:
             raise ResganError(f"global_ratio {global_ratio} leaves no local or no global channels at width {w}")
-        self.body = nn.Sequential(*[FFCResBlock(w - self.glob, self.glob) for _ in range(blocks)])
+        self.body = nn.Sequential(*[FFCResBlock(w - self.glob, self.glob, slope) for _ in range(blocks)])
         dec: list[nn.Module] = []
         for _ in range(downs):
-            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), nn.ReLU(inplace=True)]
+            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), relu()]
             w //= 2
         self.dec = nn.Sequential(*dec)
         self.out = c(w, channels, 7)

@@ -19,6 +19,7 @@ from ..gan.losses import r1_penalty
 from ..metrics.psnr_ssim import psnr, ssim
 from . import degradations as dg
 from .data import load_train_set, load_val_images, random_crops
+from .ffc import pushpull_fill
 from .models import PatchDiscriminator, build_net, pad_forward
 
 
@@ -221,7 +222,7 @@ class Restorer:
         ``restore.val_every`` steps and at the last step."""
         if not force and self.steps_done % self.cfg.restore.val_every and self.steps_done != self.cfg.train.steps:
             return {}
-        ps, ss, ls, pin = [], [], [], []
+        ps, ss, ls, pin, pfill = [], [], [], [], []
         for i, img in enumerate(self.val_images()):
             inp, out, cond = self.restore_val(i, img)
             x = img.to(out.device)
@@ -233,9 +234,13 @@ class Restorer:
                 base = dg.bicubic_up(inp, self.cfg.restore.scale)
             elif cond is not None and cond.dim() == 4:  # inpainting: holes filled with mid-grey
                 base = torch.where(cond > 0.5, torch.full_like(inp, 0.5), inp)
+                # and the classical push-pull fill (the FFC net's starting point): psnr - psnr_fill is
+                # what the net adds (it stayed ~0 in a run whose ReLUs had died)
+                pfill.append(psnr(pushpull_fill(inp, cond > 0.5).clamp(0, 1), x, peak=1.0))
             pin.append(psnr(base.clamp(0, 1), x, peak=1.0))
         n = max(len(ps), 1)
-        return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "val_loss": sum(ls) / n, "psnr_input": sum(pin) / n}
+        fill = {"psnr_fill": sum(pfill) / n} if pfill else {}
+        return {"psnr": sum(ps) / n, "ssim": sum(ss) / n, "val_loss": sum(ls) / n, "psnr_input": sum(pin) / n} | fill
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
