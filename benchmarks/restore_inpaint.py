@@ -5,7 +5,8 @@
 Parts: ``photos``: the 100 held-out BSDS500 ``val`` photos (never trained on) with fixed-seed LaMa-style
 thin / medium / thick masks (``degradations.lama_mask``), per family PSNR / SSIM and FID / KID of the 100
 filled photos against the 100 originals (resgan's own Inception metrics; PSNR rewards blur, FID does
-not), and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
+not), beside the push-pull fill alone (the FFC net's classical base: the table shows what the net adds),
+and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
 and masks; ``places2``: DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
 caseN_mask.png holes) with DeepFill v2's own caseN_output.png. Then CPU latency at 512x512.
 ``--model`` takes several comma-separated sources (built-in names, run dirs, files), e.g. the
@@ -28,11 +29,20 @@ from resgan.imageio import read_image, read_mask
 from resgan.restore.infer import load_model, restore_array
 
 FAMILIES = ("thin", "medium", "thick")
+PUSHPULL = "push-pull fill (no net)"
 
 
 def classical(cv2, truth: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray:
     masked = np.where(hole[:, :, None], 0, truth).astype(np.uint8)
     return cv2.inpaint(masked, hole.astype(np.uint8) * 255, 3, flag)
+
+
+def pushpull(truth: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The FFC net's classical base alone: holes filled by masked averages down an image pyramid."""
+    from resgan.restore.ffc import pushpull_fill
+
+    x = torch.from_numpy(truth.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+    return to_u8(pushpull_fill(x, torch.from_numpy(hole)[None, None])[0].numpy().transpose(1, 2, 0))
 
 
 def photos_part(args, models: dict, cv2, rows_out: list) -> None:
@@ -53,7 +63,7 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
                                for im in images])
 
     real = feats(truths) if fx else None
-    methods = [*models, "OpenCV Telea", "OpenCV Navier-Stokes"]
+    methods = [*models, PUSHPULL, "OpenCV Telea", "OpenCV Navier-Stokes"]
     strip = []
     for fam in args.families.split(","):
         rng = np.random.default_rng(args.seed + 1000 * FAMILIES.index(fam))
@@ -65,6 +75,8 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
                 t0 = time.perf_counter()
                 if name in models:
                     out = to_u8(restore_array(models[name], truth.astype(np.float32) / 255, hole))
+                elif name == PUSHPULL:
+                    out = pushpull(truth, hole)
                 else:
                     out = classical(cv2, truth, hole, cv2.INPAINT_TELEA if "Telea" in name else cv2.INPAINT_NS)
                 times[name].append(time.perf_counter() - t0)

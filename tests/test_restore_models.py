@@ -68,6 +68,23 @@ def test_inpainting_keeps_known_pixels_bit_identical():
     assert np.array_equal(out[~mask], img[~mask])
 
 
+@pytest.mark.parametrize("arch", ["ffc", "gated"])
+def test_inpainting_never_reads_the_holes_content(arch):
+    """A fill depends on the known pixels only: a hole touching the padded bottom-right border (a size that
+    is not the net's multiple) once let reflect padding mirror the hole's content in as known pixels."""
+    from resgan.restore.ffc import FFCInpaintNet
+
+    net = randomised(FFCInpaintNet(3, 8, 1, 2) if arch == "ffc" else InpaintNet(3, 8, 1))
+    h, w = 45, 61  # neither a multiple of 4 nor of 8
+    x = torch.rand(1, 3, h, w)
+    hole = torch.zeros(1, 1, h, w)
+    hole[..., 30:, 40:] = 1  # the bottom-right corner
+    hole[..., 5:12, 3:20] = 1
+    other = torch.where(hole > 0.5, torch.rand_like(x), x)  # the same image, other content in the holes
+    with torch.no_grad():
+        assert torch.equal(pad_forward(net, x, hole), pad_forward(net, other, hole))
+
+
 def test_patch_discriminator_features():
     d = PatchDiscriminator(3, 8)
     logits, feats = d(torch.rand(2, 3, 64, 64))

@@ -28,7 +28,9 @@ from .ffc import FFCInpaintNet
 
 
 def pad_forward(net: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-    """Run ``net`` on any H x W: reflect-pad to ``net.multiple`` (the mask with zeros), crop back."""
+    """Run ``net`` on any H x W: reflect-pad to ``net.multiple``, crop back. An inpainting mask is padded
+    the same way, so a mirrored hole pixel stays a hole (padding it as known, as this once did, let the
+    fill read the hole's own content mirrored across the border)."""
     m = getattr(net, "multiple", 1)
     h, w = x.shape[-2:]
     ph, pw = (-h) % m, (-w) % m
@@ -36,7 +38,7 @@ def pad_forward(net: nn.Module, x: torch.Tensor, cond: torch.Tensor | None = Non
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
         if cond is not None and cond.dim() == 4:
-            cond = F.pad(cond, (0, pw, 0, ph))
+            cond = F.pad(cond, (0, pw, 0, ph), mode=mode)
     out = net(x, cond)
     s = getattr(net, "scale", 1)
     return out[..., : h * s, : w * s]
