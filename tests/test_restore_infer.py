@@ -127,9 +127,23 @@ def test_unknown_task_scale_and_model(tmp_path, capsys, denoiser):
                       (["--task", "denoise", "--scale", "2"], "--scale applies to --task sr only"),
                       (["--task", "deblur"], "no built-in model for --task deblur"),
                       (["--task", "sr", "--model", str(denoiser)], "is a denoise model, not a sr model"),
-                      (["--task", "denoise", "--model", str(tmp_path / "nope")], "no model")):
+                      (["--task", "denoise", "--model", str(tmp_path / "nope")], "no model"),
+                      (["--task", "denoise", "--sigma", "300"], "--sigma must be within 0..255"),
+                      (["--task", "jpeg", "--quality", "0"], "--quality must be within 1..100"),
+                      (["--task", "jpeg", "--quality", "101"], "--quality must be within 1..100")):
         code, err = run(capsys, tmp_path / "x.png", *args, "--out", tmp_path / "o")
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_quality_sets_the_jpeg_output_quality(tmp_path, capsys, denoiser):
+    Image.fromarray(photo(48, 64, 1)).save(tmp_path / "x.png")
+    sizes = {}
+    for q in (30, 95):
+        code, err = run(capsys, tmp_path / "x.png", "--task", "denoise", "--model", denoiser, "--quality", q,
+                        "--out", tmp_path / f"q{q}.jpg")
+        assert code == 0, err
+        sizes[q] = (tmp_path / f"q{q}.jpg").stat().st_size
+    assert sizes[30] < 0.8 * sizes[95]
 
 
 def test_estimate_sigma():

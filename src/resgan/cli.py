@@ -107,7 +107,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .restore.infer import restore_paths
 
     return restore_paths(args.inputs, args.task, args.out, args.model, args.mask, args.scale, args.sigma,
-                         args.tile, args.overlap, args.max_pixels, args.device, args.quiet)
+                         args.tile, args.overlap, args.max_pixels, args.device, args.quiet, args.quality)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mask", help="inpaint: mask file or folder (white = hole); default NAME_mask*.png beside NAME.png")
     r.add_argument("--scale", type=int, help="sr: 2 | 3 | 4 (must match the model; the built-in is x4)")
     r.add_argument("--sigma", type=float, help="denoise: noise sigma on the 0-255 scale (default: estimated)")
+    r.add_argument("--quality", type=int, default=95, help="1-100: the quality .jpg / .webp outputs are saved at "
+                   "(default 95; the jpeg models are blind: the input's quality needs no hint)")
     r.add_argument("--out", required=True, help="output folder (same file names as the inputs), or, for a single "
                    "input file, an image file name (.png, .jpg, ...)")
     r.add_argument("--tile", type=int, default=512, help="tile size in pixels for large images (0 = whole image)")

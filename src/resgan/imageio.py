@@ -131,8 +131,9 @@ def _read_png16_colour(path: Path, max_pixels: int) -> Loaded:
     return Loaded(arr.astype(np.float32) / 65535, alpha, "RGBA;16" if alpha is not None else "RGB;16", 16, arr)
 
 
-def encode_image(out: np.ndarray, loaded: Loaded, fmt_path: Path) -> bytes:
-    """float (H, W, C) [0, 1] (+ the input's alpha, resized) -> file bytes in the input's mode."""
+def encode_image(out: np.ndarray, loaded: Loaded, fmt_path: Path, quality: int = 95) -> bytes:
+    """float (H, W, C) [0, 1] (+ the input's alpha, resized) -> file bytes in the input's mode, in the format
+    of ``fmt_path``'s suffix; ``quality``: of a lossy JPEG / WebP output (1-100)."""
     h, w = out.shape[:2]
     peak = 65535 if loaded.bits == 16 else 255
     q = np.round(out * peak).clip(0, peak).astype(np.uint16 if loaded.bits == 16 else np.uint8)
@@ -154,7 +155,7 @@ def encode_image(out: np.ndarray, loaded: Loaded, fmt_path: Path) -> bytes:
         img = Image.fromarray(q[:, :, 0].astype(np.uint16))
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(ext, "PNG")
-    kwargs = {"quality": 95} if fmt == "JPEG" else {}
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     img.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
 
@@ -174,14 +175,14 @@ def read_mask(path: Path, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_P
     return raw[:, :, 0] > 0.5
 
 
-def keep_known(res: np.ndarray, loaded: Loaded, mask: np.ndarray, dest: Path) -> bytes:
+def keep_known(res: np.ndarray, loaded: Loaded, mask: np.ndarray, dest: Path, quality: int = 95) -> bytes:
     """Encode an inpainting result with every known pixel (``mask`` False) bit-identical to the
     input's stored integers (float round trips would move some by one level)."""
     peak = 65535 if loaded.bits == 16 else 255
     q = np.round(res * peak).clip(0, peak).astype(loaded.raw.dtype)
     q = np.where(mask[:, :, None], q, loaded.raw)
     exact = Loaded(q.astype(np.float32) / peak, loaded.alpha, loaded.mode, loaded.bits, q)
-    return encode_image(exact.data, exact, dest)
+    return encode_image(exact.data, exact, dest, quality)
 
 
 # ---------------------------------------------------------------- uploaded bytes (resgan serve)

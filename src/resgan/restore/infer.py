@@ -216,9 +216,10 @@ def default_models(task: str, device: str | torch.device = "cpu") -> RestoreMode
 
 def restore_file(model: RestoreModel | dict[int, RestoreModel], path: Path, out_path: Path,
                  mask_arg: str | None = None, sigma: float | None = None, tile: int = 512,
-                 overlap: int = DEFAULT_OVERLAP, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:
+                 overlap: int = DEFAULT_OVERLAP, max_pixels: int = DEFAULT_MAX_PIXELS, quality: int = 95) -> list[Path]:
     """Restore one file; returns the written paths (inpainting with several LaMa masks: one each).
-    ``model`` may be {channels: model}: the image's mode (grey or colour) picks one."""
+    ``model`` may be {channels: model}: the image's mode (grey or colour) picks one. ``quality``: of a
+    JPEG / WebP output file."""
     loaded = read_image(path, max_pixels)
     if isinstance(model, dict):
         model = model[loaded.data.shape[2]]
@@ -233,15 +234,17 @@ def restore_file(model: RestoreModel | dict[int, RestoreModel], path: Path, out_
         if dest.resolve() == path.resolve():
             raise ResganError(f"{path}: the output would overwrite the input; choose another --out")
         res = restore_array(model, loaded.data, mask, sigma, tile, overlap)
-        # inpainting: known pixels bit-identical to the input's stored integers
-        data = encode_image(res, loaded, dest) if mask is None else keep_known(res, loaded, mask, dest)
+        if mask is None:
+            data = encode_image(res, loaded, dest, quality)
+        else:  # inpainting: known pixels bit-identical to the input's stored integers
+            data = keep_known(res, loaded, mask, dest, quality)
         atomic_write_bytes(dest, data)
         written.append(dest)
     return written
 
 
 def check_options(task: str, model: str | None = None, scale: int | None = None, sigma: float | None = None,
-                  tile: int = 512, overlap: int = DEFAULT_OVERLAP) -> None:
+                  tile: int = 512, overlap: int = DEFAULT_OVERLAP, quality: int = 95) -> None:
     """The options of a restore call (command line or Python API), checked before any model is loaded."""
     if task not in RESTORE_TASKS:
         raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
@@ -251,6 +254,8 @@ def check_options(task: str, model: str | None = None, scale: int | None = None,
         raise ResganError("--scale applies to --task sr only")
     if sigma is not None and not 0 <= sigma <= 255:
         raise ResganError(f"--sigma must be within 0..255, got {sigma}")
+    if not 1 <= quality <= 100:
+        raise ResganError(f"--quality must be within 1..100, got {quality}")
     if tile < 0 or overlap < 0 or (tile and overlap * 2 >= tile):
         raise ResganError("--tile must be 0 (off) or more than twice --overlap")
     if model is None and task == "sr" and scale not in (None, 4):
@@ -278,9 +283,10 @@ def output_file(inputs: list[str], files: list[tuple[Path, Path]], out: Path) ->
 
 def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,
                   scale: int | None = None, sigma: float | None = None, tile: int = 512, overlap: int = DEFAULT_OVERLAP,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False) -> int:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False,
+                  quality: int = 95) -> int:
     """The ``resgan restore`` command: 0 when every file was restored, 1 when some failed."""
-    check_options(task, model, scale, sigma, tile, overlap)
+    check_options(task, model, scale, sigma, tile, overlap, quality)
     m = select_model(task, model, scale, device)
     files = collect_inputs(inputs, task)
     if not files:
@@ -293,7 +299,7 @@ def restore_paths(inputs: list[str], task: str, out: str, model: str | None = No
         t0 = time.perf_counter()
         try:
             dest = out_file if out_file is not None else out_dir / name
-            written = restore_file(m, path, dest, mask, sigma, tile, overlap, max_pixels)
+            written = restore_file(m, path, dest, mask, sigma, tile, overlap, max_pixels, quality)
         except ResganError as e:
             msg = str(e)
             print(f"resgan: error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", file=sys.stderr)
