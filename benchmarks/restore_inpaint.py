@@ -7,7 +7,8 @@ thin / medium / thick masks (``degradations.lama_mask``), per family PSNR / SSIM
 filled photos against the 100 originals (resgan's own Inception metrics; PSNR rewards blur, FID does
 not), beside the push-pull fill alone (the FFC net's classical base: the table shows what the net adds),
 and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
-and masks; ``places2``: DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
+and masks (holes painted white, no ground truth: a strip of fills, ``--ec-strip``, no scores);
+``places2``: DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
 caseN_mask.png holes) with DeepFill v2's own caseN_output.png. Then CPU latency at 512x512.
 ``--model`` takes several comma-separated sources (built-in names, run dirs, files), e.g. the
 previous built-in beside a new run.
@@ -103,24 +104,29 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
 
 
 def edgeconnect_part(args, models: dict, cv2) -> None:
+    """EdgeConnect's examples have their holes painted white and no ground truth, so no PSNR: a strip of
+    the fills (input | each model | Telea | Navier-Stokes) to look at."""
+    from PIL import Image
+
     root = data_root(args.data) / "inpaint" / "edgeconnect_examples"
     rows = []
     for sub in ("places2", "psv", "celeba"):
         for f in sorted((root / sub / "images").glob("*.png")):
             raw = read_image(f)
-            truth = to_u8(raw.data)
-            if truth.shape[2] != 3:
+            shown = to_u8(raw.data)
+            if shown.shape[2] != 3 or not (root / sub / "masks" / f.name).exists():
                 continue
-            hole = read_mask(root / sub / "masks" / f.name, (truth.shape[1], truth.shape[0]))
-            r = [f"{sub}/{f.stem}", f"{hole.mean() * 100:.1f}%"]
-            for model in models.values():
-                out = to_u8(restore_array(model, raw.data, hole))
-                r.append(f"{psnr_u8(out, truth):.2f} / {ssim_u8(out, truth):.4f}")
-            for flag in (cv2.INPAINT_TELEA, cv2.INPAINT_NS):
-                out = classical(cv2, truth, hole, flag)
-                r.append(f"{psnr_u8(out, truth):.2f} / {ssim_u8(out, truth):.4f}")
-            rows.append(r)
-    print(table(["image", "hole", *[f"{m} PSNR / SSIM" for m in models], "Telea", "Navier-Stokes"], rows))
+            hole = read_mask(root / sub / "masks" / f.name, (shown.shape[1], shown.shape[0]))
+            fills = [to_u8(restore_array(m, raw.data, hole)) for m in models.values()]
+            fills += [classical(cv2, shown, hole, flag) for flag in (cv2.INPAINT_TELEA, cv2.INPAINT_NS)]
+            rows.append(np.concatenate([shown, *fills], 1))
+    if rows and args.ec_strip:  # the sets differ in size: each row at 192 px high, padded white on the right
+        rows = [np.asarray(Image.fromarray(r).resize((r.shape[1] * 192 // r.shape[0], 192))) for r in rows]
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        Image.fromarray(np.concatenate(rows, 0)).save(args.ec_strip)
+        print(f"edgeconnect examples (no ground truth: input | {' | '.join(models)} | Telea | Navier-Stokes): "
+              f"{args.ec_strip}")
 
 
 def main() -> None:
@@ -133,6 +139,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-fid", dest="fid", action="store_false", help="photos part: skip FID / KID")
     ap.add_argument("--strip", default="inpaint_thick_strip.png", help="photos part: thick-mask strip ('' = none)")
+    ap.add_argument("--ec-strip", default="inpaint_edgeconnect_strip.png",
+                    help="edgeconnect part: strip of the fills ('' = none)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
