@@ -108,6 +108,8 @@ def edgeconnect_part(args, models: dict, cv2) -> None:
     the fills (input | each model | Telea | Navier-Stokes) to look at."""
     from PIL import Image
 
+    if not args.ec_strip:
+        return
     root = data_root(args.data) / "inpaint" / "edgeconnect_examples"
     rows = []
     for sub in ("places2", "psv", "celeba"):
@@ -120,7 +122,7 @@ def edgeconnect_part(args, models: dict, cv2) -> None:
             fills = [to_u8(restore_array(m, raw.data, hole)) for m in models.values()]
             fills += [classical(cv2, shown, hole, flag) for flag in (cv2.INPAINT_TELEA, cv2.INPAINT_NS)]
             rows.append(np.concatenate([shown, *fills], 1))
-    if rows and args.ec_strip:  # the sets differ in size: each row at 192 px high, padded white on the right
+    if rows:  # the sets differ in size: each row at 192 px high, padded white on the right
         rows = [np.asarray(Image.fromarray(r).resize((r.shape[1] * 192 // r.shape[0], 192))) for r in rows]
         width = max(r.shape[1] for r in rows)
         rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

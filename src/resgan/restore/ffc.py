@@ -46,6 +46,11 @@ def act(x: torch.Tensor, slope: float) -> torch.Tensor:
     return F.relu(x, inplace=True) if slope == 0 else F.leaky_relu(x, slope, inplace=True)
 
 
+def act_layer(slope: float) -> nn.Module:
+    """:func:`act` as a module, for ``nn.Sequential``."""
+    return nn.ReLU(inplace=True) if slope == 0 else nn.LeakyReLU(slope, inplace=True)
+
+
 class FourierUnit(nn.Module):
     """Global convolution in the frequency domain: rfft2 -> 1x1 conv over (real, imag) -> ReLU -> irfft2."""
 
@@ -175,13 +180,10 @@ class FFCInpaintNet(nn.Module):
         def c(a: int, b: int, k: int, stride: int = 1) -> nn.Conv2d:
             return nn.Conv2d(a, b, k, stride, padding=k // 2, padding_mode="reflect")
 
-        def relu() -> nn.Module:
-            return nn.ReLU(inplace=True) if slope == 0 else nn.LeakyReLU(slope, inplace=True)
-
-        enc: list[nn.Module] = [c(channels + 1, width, 7), relu()]
+        enc: list[nn.Module] = [c(channels + 1, width, 7), act_layer(slope)]
         w = width
         for _ in range(downs):
-            enc += [c(w, 2 * w, 3, 2), relu()]
+            enc += [c(w, 2 * w, 3, 2), act_layer(slope)]
             w *= 2
         self.enc = nn.Sequential(*enc)
         self.glob = int(round(w * global_ratio))
@@ -190,7 +192,7 @@ class FFCInpaintNet(nn.Module):
         self.body = nn.Sequential(*[FFCResBlock(w - self.glob, self.glob, slope) for _ in range(blocks)])
         dec: list[nn.Module] = []
         for _ in range(downs):
-            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), relu()]
+            dec += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1), act_layer(slope)]
             w //= 2
         self.dec = nn.Sequential(*dec)
         self.out = c(w, channels, 7)
