@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_MODES = "fp32,fp32+cl,bf16,bf16+cl,fp32+cl+compile,bf16+cl+compile"
@@ -128,19 +129,27 @@ def measure_variant(config: str, sets: list[str], steps: int, warmup: int, threa
     n = cfg.train.batch_size
     real = torch.rand(n, cfg.data.channels, res, res) * 2 - 1
     y = torch.randint(0, max(cfg.gan.num_classes, 1) if cfg.task == "gan" else 1, (n,))
+    timed = time_steps(lambda: task.train_step(lambda: (real, y)), steps, warmup, task.images_per_step())
+    return {**timed, "threads": torch.get_num_threads(), "allocator": allocator, "batch": n, "res": res,
+            "images_step": task.images_per_step(), "precision": task.precision,
+            "channels_last": cfg.train.channels_last, "torch": torch.__version__,
+            "code": str(Path(resgan.__file__).parent)}
+
+
+def time_steps(step: Callable[[], object], steps: int, warmup: int, images_per_step: int) -> dict:
+    """``warmup`` untimed calls of ``step``, then ``steps`` timed ones: img/s, img per CPU-second (user +
+    system time of this process), the kernel's share of that time, minor page faults per step, peak RSS."""
     for _ in range(warmup):
-        task.train_step(lambda: (real, y))
+        step()
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(steps):
-        task.train_step(lambda: (real, y))
+        step()
     wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
-    images = steps * task.images_per_step()
+    images = steps * images_per_step
     return {"img_s": images / wall, "img_cpu_s": images / max(user + system, 1e-9),
             "sys_share": system / max(user + system, 1e-9), "faults_step": (r1.ru_minflt - r0.ru_minflt) / steps,
-            "peak_mib": r1.ru_maxrss / 1024, "threads": torch.get_num_threads(), "allocator": allocator,
-            "batch": n, "res": res, "images_step": task.images_per_step(), "torch": torch.__version__,
-            "code": str(Path(resgan.__file__).parent)}
+            "peak_mib": r1.ru_maxrss / 1024}
 
 
 JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2", "/usr/lib/libjemalloc.so.2")
@@ -172,6 +181,24 @@ def variant_env(variant: str) -> tuple[bool, int | None, dict[str, str]] | None:
     return base == "after", threads, env
 
 
+def extract_src(ref: str, dest: Path) -> Path:
+    """This repository's ``src`` folder at git ``ref``, extracted under ``dest``; returns ``dest / "src"``."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "src"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src"
+
+
+def run_child(args: list[str], env: dict[str, str], label: str) -> dict | None:
+    """``python ARGS`` in a fresh process with ``env``: the JSON object on its last line of output, or None
+    (its stderr's tail printed) when it failed."""
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print(f"{label}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def compare(a: argparse.Namespace) -> None:
     """--compare: each config x variant in a fresh process, the variants interleaved, medians."""
     configs = [c.split("@") for c in a.configs.split(",")]
@@ -188,10 +215,7 @@ def compare(a: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="resgan-before-"))
     try:
         if a.before:
-            repo = Path(__file__).resolve().parents[1]
-            archive = subprocess.run(["git", "-C", str(repo), "archive", a.before, "src"], capture_output=True,
-                                     check=True)
-            subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+            extract_src(a.before, tmp)
         results: dict[tuple[str, str], list[dict]] = {}
         for r in range(a.repeats):
             for cfg in configs:
@@ -200,14 +224,11 @@ def compare(a: argparse.Namespace) -> None:
                     env.pop("OMP_NUM_THREADS", None)  # each side's own default threads
                     if not now:
                         env["PYTHONPATH"] = os.pathsep.join([str(tmp / "src"), env.get("PYTHONPATH", "")])
-                    cmd = [sys.executable, __file__, "--one-variant", json.dumps(
+                    res = run_child([__file__, "--one-variant", json.dumps(
                         {"config": cfg[0], "sets": cfg[1:], "steps": a.steps, "warmup": a.warmup,
-                         "threads": threads, "now": now})]
-                    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                    if out.returncode != 0:
-                        print(f"{cfg[0]} {v}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                         "threads": threads, "now": now})], env, f"{cfg[0]} {v}")
+                    if res is None:
                         continue
-                    res = json.loads(out.stdout.strip().splitlines()[-1])
                     key = "@".join(cfg)  # the overrides too: one config under two settings is two rows
                     results.setdefault((key, v), []).append(res)
                     print(f"round {r + 1} {key} {v}: {res['img_s']:.1f} img/s, {res['img_cpu_s']:.1f} img/CPU-s, "

@@ -76,6 +76,10 @@ def test_pushpull_fill_is_exact_on_flat_colour_and_close_on_gradients():
     ramp = torch.linspace(0, 1, 57).view(1, 1, 1, 57).expand(1, 3, 41, 57)
     assert (pushpull_fill(ramp, hole) - ramp).abs().max() < 0.06  # 15 levels in 255
     assert torch.equal(pushpull_fill(ramp, torch.zeros_like(hole)), ramp)
+    smooth = pushpull_fill(ramp, hole, smooth=30)  # relaxed towards the harmonic fill: a ramp is harmonic
+    assert (smooth - ramp).abs().max() < (pushpull_fill(ramp, hole) - ramp).abs().max()
+    assert (pushpull_fill(flat, hole, smooth=30) - flat).abs().max() < 1e-6
+    assert torch.equal(smooth[~hole.expand_as(ramp)], ramp[~hole.expand_as(ramp)])  # known pixels untouched
 
 
 def test_ffc_net_keeps_known_pixels_and_starts_as_pushpull():
@@ -152,6 +156,7 @@ def test_adversarial_ffc_inpainting_trains_and_resumes_exactly(tmp_path):
         d["data"] = {"name": "folder", "channels": 3, "path": str(tmp_path / "img")}
         d["restore"].update(patches_per_image=16, val_path=str(tmp_path / "img"), val_crop=96, mask="folder",
                             mask_path=str(tmp_path / "mask"), r1_every=2)  # lazy R1, resumed at an odd step
+        d["train"]["lr_g"] = 1e-3  # at 2e-3 the net's gain swung between -0.1 and +0.7 dB with the CPU's precision
         return config_from_dict(d)
 
     start = Restorer(cfg(40), torch.device("cpu")).validate(force=True)

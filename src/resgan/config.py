@@ -106,6 +106,8 @@ class RestoreConfig:
     levels: int = 3  # arch=unet: scales (width doubles at each); arch=ffc: stride-2 stages before the FFC blocks
     global_ratio: float = 0.75  # arch=ffc: share of the channels in the global (spectral) branch
     slope: float = 0.0  # arch=ffc: negative slope of its ReLUs (0 = ReLU, 0.2 = LeakyReLU)
+    fill_smooth: int = 0  # arch=ffc: Jacobi sweeps per pyramid level of its base fill (0 = push-pull alone;
+    #   > 0 = a coarse-to-fine harmonic fill)
     width: int = 64
     blocks: int = 6  # residual blocks
     dilations: list[int] = field(default_factory=lambda: [1, 2])  # cycled over the blocks
@@ -352,6 +354,7 @@ def validate_restore(cfg: Config) -> None:
         (r.r1_gamma >= 0, "restore.r1_gamma must be >= 0"),
         (r.r1_every >= 1, "restore.r1_every must be >= 1"),
         (0 <= r.slope < 1, "restore.slope must be in [0, 1)"),
+        (r.fill_smooth >= 0, "restore.fill_smooth must be >= 0"),
         (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
         (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
         (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),

@@ -305,7 +305,7 @@ def build_net(cfg: Config) -> nn.Module:
         return SRNet(c, r.width, r.blocks, r.scale, r.dilations)
     if r.kind == "inpaint":
         if r.arch == "ffc":
-            return FFCInpaintNet(c, r.width, r.blocks, r.levels, r.global_ratio, r.slope)
+            return FFCInpaintNet(c, r.width, r.blocks, r.levels, r.global_ratio, r.slope, r.fill_smooth)
         return InpaintNet(c, r.width, r.blocks, r.dilations)
     noise_map = r.noise_map and r.kind == "denoise"
     if r.arch == "unet":

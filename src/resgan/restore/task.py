@@ -234,9 +234,10 @@ class Restorer:
                 base = dg.bicubic_up(inp, self.cfg.restore.scale)
             elif cond is not None and cond.dim() == 4:  # inpainting: holes filled with mid-grey
                 base = torch.where(cond > 0.5, torch.full_like(inp, 0.5), inp)
-                # and the classical push-pull fill (the FFC net's starting point): psnr - psnr_fill is
-                # what the net adds (it stayed ~0 in a run whose ReLUs had died)
-                pfill.append(psnr(pushpull_fill(inp, cond > 0.5).clamp(0, 1), x, peak=1.0))
+                # and the classical base fill (the FFC net's starting point; push-pull for the gated
+                # net): psnr - psnr_fill is what the net adds (it stayed ~0 in a run whose ReLUs had died)
+                fill = getattr(self.net_ema, "fill", lambda a, h: pushpull_fill(a, h))
+                pfill.append(psnr(fill(inp, cond > 0.5).clamp(0, 1), x, peak=1.0))
             pin.append(psnr(base.clamp(0, 1), x, peak=1.0))
         n = max(len(ps), 1)
         fill = {"psnr_fill": sum(pfill) / n} if pfill else {}
