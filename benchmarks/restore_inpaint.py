@@ -38,12 +38,13 @@ def classical(cv2, truth: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray
     return cv2.inpaint(masked, hole.astype(np.uint8) * 255, 3, flag)
 
 
-def pushpull(truth: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The FFC net's classical base alone: holes filled by masked averages down an image pyramid."""
+def pushpull(truth: np.ndarray, hole: np.ndarray, smooth: int = 0) -> np.ndarray:
+    """The FFC net's classical base alone: holes filled by masked averages down an image pyramid, relaxed
+    by ``smooth`` Jacobi sweeps of Laplace's equation per level (``restore.fill_smooth``)."""
     from resgan.restore.ffc import pushpull_fill
 
     x = torch.from_numpy(truth.transpose(2, 0, 1).astype(np.float32) / 255)[None]
-    return to_u8(pushpull_fill(x, torch.from_numpy(hole)[None, None])[0].numpy().transpose(1, 2, 0))
+    return to_u8(pushpull_fill(x, torch.from_numpy(hole)[None, None], smooth)[0].numpy().transpose(1, 2, 0))
 
 
 def photos_part(args, models: dict, cv2, rows_out: list) -> None:
@@ -64,7 +65,8 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
                                for im in images])
 
     real = feats(truths) if fx else None
-    methods = [*models, PUSHPULL, "OpenCV Telea", "OpenCV Navier-Stokes"]
+    harmonic = f"harmonic fill (push-pull + {args.harmonic} sweeps, no net)"
+    methods = [*models, PUSHPULL, *([harmonic] if args.harmonic else []), "OpenCV Telea", "OpenCV Navier-Stokes"]
     strip = []
     for fam in args.families.split(","):
         rng = np.random.default_rng(args.seed + 1000 * FAMILIES.index(fam))
@@ -78,6 +80,8 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
                     out = to_u8(restore_array(models[name], truth.astype(np.float32) / 255, hole))
                 elif name == PUSHPULL:
                     out = pushpull(truth, hole)
+                elif name == harmonic:
+                    out = pushpull(truth, hole, args.harmonic)
                 else:
                     out = classical(cv2, truth, hole, cv2.INPAINT_TELEA if "Telea" in name else cv2.INPAINT_NS)
                 times[name].append(time.perf_counter() - t0)
@@ -143,6 +147,8 @@ def main() -> None:
     ap.add_argument("--strip", default="inpaint_thick_strip.png", help="photos part: thick-mask strip ('' = none)")
     ap.add_argument("--ec-strip", default="inpaint_edgeconnect_strip.png",
                     help="edgeconnect part: strip of the fills ('' = none)")
+    ap.add_argument("--harmonic", type=int, default=30,
+                    help="photos part: also the push-pull fill + N Jacobi sweeps per level, no net (0 = skip)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

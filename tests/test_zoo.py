@@ -71,3 +71,29 @@ def test_export_refuses_a_foreign_checkpoint(tmp_path):
     save_checkpoint(f, {"w": torch.zeros(1)}, {"kind": "train", "task": "other", "step": 0, "config": {}})
     with pytest.raises(ResganError, match="holds no generator or restoration net"):
         zoo.export(f, tmp_path / "o.safetensors")
+
+
+def test_export_set_changes_an_inference_setting_and_nothing_else(tmp_path, capsys):
+    """``resgan export --set restore.fill_smooth=N``: same weights, the written config's base fill changed
+    (the fill and so the output differ); a key that would change what the net learned is refused, no file."""
+    import numpy as np
+    from test_restore_helpers import photo, tiny_model_file
+
+    from resgan.restore.infer import restore_array
+
+    src = tiny_model_file(tmp_path, "inpaint", 3, arch="ffc", levels=2)
+    out = tmp_path / "smooth.safetensors"
+    assert main(["export", str(src), "--out", str(out), "--fp32", "--set", "restore.fill_smooth=20"]) == 0
+    plain, smooth = load_model("inpaint", str(src)), load_model("inpaint", str(out))
+    assert plain.net.fill_smooth == 0 and smooth.net.fill_smooth == 20
+    assert load_checkpoint(out)[1]["export_overrides"] == ["restore.fill_smooth=20"]
+    for k, v in plain.net.state_dict().items():
+        assert torch.equal(smooth.net.state_dict()[k], v)
+    img = photo(48, 64).astype(np.float32) / 255
+    hole = np.zeros((48, 64), bool)
+    hole[10:30, 20:50] = True
+    a, b = restore_array(plain, img, hole), restore_array(smooth, img, hole)
+    assert np.array_equal(a[~hole], b[~hole]) and not np.allclose(a[hole], b[hole])
+    bad = tmp_path / "bad.safetensors"
+    assert main(["export", str(src), "--out", str(bad), "--set", "restore.slope=0.2"]) == 2
+    assert "not an inference setting" in capsys.readouterr().err and not bad.exists()

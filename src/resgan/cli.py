@@ -99,7 +99,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .zoo import export
 
-    print(f"wrote {export(args.source, Path(args.out), half=not args.fp32)}")
+    print(f"wrote {export(args.source, Path(args.out), half=not args.fp32, overrides=args.set)}")
     return 0
 
 
@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("source", help="run directory, checkpoint file or built-in name (a GAN or a restore run)")
     e.add_argument("--out", required=True, help="the .safetensors file to write")
     e.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an inference setting of the written model, e.g. restore.fill_smooth=30")
     e.set_defaults(func=cmd_export)
 
     r = command("restore", help="restore images: inpaint, denoise, super-resolution, ... (see docs/restore.md)",

@@ -17,7 +17,7 @@ import torch
 
 from . import __version__
 from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
-from .config import Config, stored_config
+from .config import Config, apply_overrides, config_from_dict, parse_override, stored_config
 from .errors import ResganError
 from .gan.models import ResNetGenerator, build_generator
 from .restore.models import build_net
@@ -178,8 +178,15 @@ def load_restorer(source: str | Path, device: str | torch.device = "cpu") -> Res
     return RestoreModel(net.eval(), cfg, str(path), int(meta.get("step", 0)))
 
 
-def export(source: str | Path, out: Path, half: bool = True) -> Path:
-    """Write a run's EMA net (generator or restorer) and config alone, float16 with ``half``: the built-in format."""
+# --set keys ``resgan export`` may change: how a trained net is used, not what it learned (the weights
+# are checked to load under the new config; anything else would silently run the net out of its training)
+EXPORT_KEYS = ("restore.fill_smooth",)
+
+
+def export(source: str | Path, out: Path, half: bool = True, overrides: list[str] | None = None) -> Path:
+    """Write a run's EMA net (generator or restorer) and config alone, float16 with ``half``: the built-in
+    format. ``overrides`` (``key=value``, keys in :data:`EXPORT_KEYS`) change inference settings of the
+    written config, e.g. the inpainting net's base fill."""
     path = resolve_file(source)
     tensors, meta = load_checkpoint(path)
     task = meta.get("task")
@@ -192,8 +199,19 @@ def export(source: str | Path, out: Path, half: bool = True) -> Path:
         raise ResganError(f"{path} holds no {kind}")
     cfg = model_config(path, meta)  # written in the current layout, whatever version wrote the run
     check_finite(path, keep)
+    if overrides:
+        for text in overrides:
+            key = ".".join(parse_override(text)[0])
+            if key not in EXPORT_KEYS:
+                raise ResganError(f"resgan export --set {key}: not an inference setting; "
+                                  f"export may change {', '.join(EXPORT_KEYS)}")
+        cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
+        net = build_generator(cfg) if task == "gan" else build_net(cfg)
+        _fit(net, {k: v.float() for k, v in unprefixed(prefix, keep).items()}, path, kind)
     out_meta = {"kind": kind, "task": task, "version": __version__, "step": int(meta.get("step", 0)),
                 "config": cfg.to_dict()}
+    if overrides:
+        out_meta["export_overrides"] = list(overrides)
     if task == "gan":
         out_meta["classes"] = meta.get("classes", [])
     save_checkpoint(Path(out), keep, out_meta)
