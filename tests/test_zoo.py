@@ -97,3 +97,6 @@ def test_export_set_changes_an_inference_setting_and_nothing_else(tmp_path, caps
     bad = tmp_path / "bad.safetensors"
     assert main(["export", str(src), "--out", str(bad), "--set", "restore.slope=0.2"]) == 2
     assert "not an inference setting" in capsys.readouterr().err and not bad.exists()
+    denoiser = tiny_model_file(tmp_path, "denoise", 1)  # no base fill to set: refused, not silently ignored
+    assert main(["export", str(denoiser), "--out", str(bad), "--set", "restore.fill_smooth=5"]) == 2
+    assert "not an FFC inpainting net" in capsys.readouterr().err and not bad.exists()

@@ -206,6 +206,8 @@ def export(source: str | Path, out: Path, half: bool = True, overrides: list[str
                 raise ResganError(f"resgan export --set {key}: not an inference setting; "
                                   f"export may change {', '.join(EXPORT_KEYS)}")
         cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
+        if task != "restore" or cfg.restore.kind != "inpaint" or cfg.restore.arch != "ffc":
+            raise ResganError(f"resgan export --set: {path} is not an FFC inpainting net; nothing to set")
         net = build_generator(cfg) if task == "gan" else build_net(cfg)
         _fit(net, {k: v.float() for k, v in unprefixed(prefix, keep).items()}, path, kind)
     out_meta = {"kind": kind, "task": task, "version": __version__, "step": int(meta.get("step", 0)),
