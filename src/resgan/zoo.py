@@ -178,8 +178,8 @@ def load_restorer(source: str | Path, device: str | torch.device = "cpu") -> Res
     return RestoreModel(net.eval(), cfg, str(path), int(meta.get("step", 0)))
 
 
-# --set keys ``resgan export`` may change: how a trained net is used, not what it learned (the weights
-# are checked to load under the new config; anything else would silently run the net out of its training)
+# --set keys ``resgan export`` may change: how a trained net is used, not what it learned or its shapes
+# (anything else would silently run the net out of its training, or not load)
 EXPORT_KEYS = ("restore.fill_smooth",)
 
 
@@ -208,8 +208,6 @@ def export(source: str | Path, out: Path, half: bool = True, overrides: list[str
         cfg = config_from_dict(apply_overrides(cfg.to_dict(), overrides))
         if task != "restore" or cfg.restore.kind != "inpaint" or cfg.restore.arch != "ffc":
             raise ResganError(f"resgan export --set: {path} is not an FFC inpainting net; nothing to set")
-        net = build_generator(cfg) if task == "gan" else build_net(cfg)
-        _fit(net, {k: v.float() for k, v in unprefixed(prefix, keep).items()}, path, kind)
     out_meta = {"kind": kind, "task": task, "version": __version__, "step": int(meta.get("step", 0)),
                 "config": cfg.to_dict()}
     if overrides:
