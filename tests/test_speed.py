@@ -12,7 +12,7 @@ from resgan.gan import task as gan_task
 from resgan.gan.models import ResNetDiscriminator, ResNetGenerator
 from resgan.restore import models as R
 from resgan.restore import task as restore_task
-from resgan.restore.ffc import FFCInpaintNet
+from resgan.restore.ffc import FFCInpaintNet, ReflectConv2d
 
 CPU = torch.device("cpu")
 
@@ -144,6 +144,34 @@ def test_inplace_activations_change_no_value_or_gradient(monkeypatch, name, bf16
         assert (a is None and b is None) or torch.equal(a, b)
     for k in gp_a:
         assert torch.equal(gp_a[k], gp_b[k]), k
+
+
+@pytest.mark.parametrize("k,stride", [(3, 1), (3, 2), (7, 1)])
+def test_reflect_conv_pads_in_bf16_and_matches_nn_conv2d(k, stride):
+    """CPU autocast runs reflection_pad2d in fp32; ReflectConv2d pads in the activation's own dtype (no
+    casts), with nn.Conv2d's weights and the same values: bit-identical forward, same gradients."""
+    torch.manual_seed(0)
+    ours = ReflectConv2d(8, 5, k, stride).to(memory_format=torch.channels_last)
+    ref = torch.nn.Conv2d(8, 5, k, stride, padding=k // 2, padding_mode="reflect").to(memory_format=torch.channels_last)
+    ref.load_state_dict(ours.state_dict())  # same parameter names and shapes
+    x = torch.randn(2, 8, 19, 22).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    outs, grads, casts = [], [], []
+    for conv in (ours, ref):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.profiler.profile(record_shapes=True) as prof:
+            y = conv(xi)
+            y.float().square().sum().backward()
+        outs.append(y)
+        grads.append((xi.grad, conv.weight.grad))
+        casts.append(sum(e.name == "aten::_to_copy" and bool(e.input_shapes) and e.input_shapes[0][:2] == [2, 8]
+                         for e in prof.events()))  # casts of the activation
+    assert outs[0].dtype == torch.bfloat16 and torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=2e-2, atol=1e-3)
+    torch.testing.assert_close(grads[0][0].float(), grads[1][0].float(), rtol=2e-2, atol=2e-2)
+    assert casts[0] == 0 < casts[1]  # the activation is never cast: nn.Conv2d casts it to fp32 and back
+    with torch.no_grad():  # fp32 (no autocast): the same module as nn.Conv2d
+        xf = torch.randn(1, 8, 11, 13)
+        assert torch.equal(ours(xf), ref(xf))
 
 
 # ---------------------------------------------------------------- process settings (resgan.runtime)

@@ -62,6 +62,21 @@ def act_layer(slope: float) -> nn.Module:
     return nn.ReLU(inplace=True) if slope == 0 else nn.LeakyReLU(slope, inplace=True)
 
 
+class ReflectConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with reflect padding (``k // 2``) done in the input's own dtype. CPU autocast runs
+    ``reflection_pad2d`` in fp32, so a plain reflect-padded conv turned every bf16 activation into fp32
+    and back (two full-size casts forward, two backward): ~13% of the FFC net's bf16 training step.
+    Padding copies values, so the forward is bit-identical; weights and their names are nn.Conv2d's."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
+        super().__init__(cin, cout, k, stride, padding=k // 2, padding_mode="reflect")
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode="reflect")
+        return F.conv2d(x, weight, bias, self.stride, 0, self.dilation, self.groups)
+
+
 class FourierUnit(nn.Module):
     """Global convolution in the frequency domain: rfft2 -> 1x1 conv over (real, imag) -> ReLU -> irfft2."""
 
@@ -147,7 +162,7 @@ class FFC(nn.Module):
         super().__init__()
 
         def c3(a: int, b: int) -> nn.Conv2d:
-            return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
+            return ReflectConv2d(a, b, 3)
 
         self.l2l, self.g2l, self.l2g = c3(local, local), c3(glob, local), c3(local, glob)
         self.g2g = SpectralTransform(glob, glob, slope)
@@ -190,7 +205,7 @@ class FFCInpaintNet(nn.Module):
         self.channels, self.multiple, self.fill_smooth = channels, 2**downs, fill_smooth
 
         def c(a: int, b: int, k: int, stride: int = 1) -> nn.Conv2d:
-            return nn.Conv2d(a, b, k, stride, padding=k // 2, padding_mode="reflect")
+            return ReflectConv2d(a, b, k, stride)
 
         enc: list[nn.Module] = [c(channels + 1, width, 7), act_layer(slope)]
         w = width
