@@ -85,6 +85,22 @@ def test_inpaint_builtin_fills_holes_better_than_a_mean_colour():
     assert err_out < 0.7 * np.abs(mean - clean)[hole].mean()
 
 
+def test_inpaint_builtin_in_bf16_stays_within_a_level_of_fp32(monkeypatch):
+    """Where bf16 is native (RESGAN_CPU_BF16=1 forces it here), the FFC net runs under bf16 autocast: the
+    same fill within a level, known pixels exact, a fp32 result; RESGAN_CPU_BF16=0 keeps fp32."""
+    clean = crop(skd.astronaut(), 128, 150, 180)
+    hole = np.zeros((128, 128), bool)
+    hole[30:90, 20:100] = True
+    outs = {}
+    for env in ("0", "1"):
+        monkeypatch.setenv("RESGAN_CPU_BF16", env)
+        outs[env] = restore_array(load_model("inpaint"), clean, hole)
+        assert outs[env].dtype == np.float32 and np.array_equal(outs[env][~hole], clean[~hole])
+    diff = np.abs(outs["1"] - outs["0"])[hole]
+    assert 0 < diff.max() < 1 / 255  # bf16 did run, and moved no pixel by a level
+    assert np.abs(outs["1"] - clean)[hole].mean() < np.abs(outs["0"] - clean)[hole].mean() + 0.2 / 255
+
+
 def test_inpaint_builtin_keeps_flat_colours_and_gradients():
     """The reported defect: a flat red with a thin line and a wide box cut out came back (131, 80, 13)."""
     hole = np.zeros((200, 240), bool)

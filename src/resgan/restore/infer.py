@@ -8,6 +8,7 @@ line on stderr; the other files are still processed and the exit code says some 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..accel import cpu_bf16_pays
 from ..checkpoint import atomic_write_bytes, prepare_dir
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
@@ -131,6 +133,16 @@ def estimate_sigma(x: np.ndarray) -> float:
 
 
 @torch.no_grad()
+def inference_autocast(model: RestoreModel, device: torch.device):
+    """bf16 autocast for the FFC inpainting net on a CPU whose bf16 is native (``resgan.accel.cpu_bf16_pays``;
+    ``RESGAN_CPU_BF16=0`` keeps fp32), else nothing. Its base fill and output stay fp32 and known pixels
+    exact; the correction in the holes moves by under a level (0.14 at most on a 512x512 photo) for half
+    the time (0.90 -> 0.48 CPU-s on Zen 4). The other restorers stay fp32: their output is the net's own."""
+    if model.kind == "inpaint" and model.cfg.restore.arch == "ffc" and device.type == "cpu" and cpu_bf16_pays():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None = None, sigma: float | None = None,
                   tile: int = 512, overlap: int = DEFAULT_OVERLAP, progress: Progress | None = None) -> np.ndarray:
     """float32 (H, W, C) in [0, 1] -> restored float32 (H*s, W*s, C) in [0, 1]. A grey model runs
@@ -157,7 +169,10 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
     if model.kind == "inpaint" and h * w <= INPAINT_WHOLE_PIXELS:
         tile = 0  # a fill must see the whole hole and its context: tiles would leave seams across holes
     x = x.to(device).contiguous(memory_format=torch.channels_last)  # the nets load channels_last (zoo)
-    y = tiled_forward(model.net, x, None if cond is None else cond.to(device), tile, overlap, progress).cpu()
+    if cond is not None:
+        cond = cond.to(device)
+    with inference_autocast(model, device):
+        y = tiled_forward(model.net, x, cond, tile, overlap, progress).float().cpu()
     if model.channels == 1:
         y = y.transpose(0, 1)
     elif c == 1:
