@@ -132,7 +132,6 @@ def estimate_sigma(x: np.ndarray) -> float:
     return float(np.interp(raw, _SIGMA_RAW, _SIGMA_TRUE))
 
 
-@torch.no_grad()
 def inference_autocast(model: RestoreModel, device: torch.device):
     """bf16 autocast for the FFC inpainting net on a CPU whose bf16 is native (``resgan.accel.cpu_bf16_pays``;
     ``RESGAN_CPU_BF16=0`` keeps fp32), else nothing. Its base fill and output stay fp32 and known pixels
@@ -143,6 +142,7 @@ def inference_autocast(model: RestoreModel, device: torch.device):
     return contextlib.nullcontext()
 
 
+@torch.no_grad()
 def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None = None, sigma: float | None = None,
                   tile: int = 512, overlap: int = DEFAULT_OVERLAP, progress: Progress | None = None) -> np.ndarray:
     """float32 (H, W, C) in [0, 1] -> restored float32 (H*s, W*s, C) in [0, 1]. A grey model runs
