@@ -27,7 +27,7 @@ import torch
 from restore_common import command, data_root, psnr_u8, ssim_u8, table, to_u8
 
 from resgan.imageio import read_image, read_mask
-from resgan.restore.infer import inference_autocast, load_model, restore_array
+from resgan.restore.infer import inference_precision, load_model, restore_array
 
 FAMILIES = ("thin", "medium", "thick")
 PUSHPULL = "push-pull fill (no net)"
@@ -207,8 +207,7 @@ def main() -> None:
         t0 = time.perf_counter()
         restore_array(model, img, hole)
         times.append(time.perf_counter() - t0)
-    bf16 = isinstance(inference_autocast(model, torch.device("cpu")), torch.autocast)
-    precision = "bf16 autocast" if bf16 else "fp32"
+    precision = inference_precision(model, torch.device("cpu"))
     print(f"\nCPU latency at 512x512: {np.median(times):.3f} s (median of 3, {torch.get_num_threads()} threads, "
           f"{precision}; RESGAN_CPU_BF16=0 for fp32)")
     print(f"\ncommand: {command()}")

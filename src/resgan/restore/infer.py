@@ -8,7 +8,6 @@ line on stderr; the other files are still processed and the exit code says some 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..accel import cpu_bf16_pays
+from ..accel import autocast, cpu_bf16_pays
 from ..checkpoint import atomic_write_bytes, prepare_dir
 from ..data import IMAGE_EXTS
 from ..errors import ResganError
@@ -132,14 +131,13 @@ def estimate_sigma(x: np.ndarray) -> float:
     return float(np.interp(raw, _SIGMA_RAW, _SIGMA_TRUE))
 
 
-def inference_autocast(model: RestoreModel, device: torch.device):
-    """bf16 autocast for the FFC inpainting net on a CPU whose bf16 is native (``resgan.accel.cpu_bf16_pays``;
-    ``RESGAN_CPU_BF16=0`` keeps fp32), else nothing. Its base fill and output stay fp32 and known pixels
+def inference_precision(model: RestoreModel, device: torch.device) -> str:
+    """"bf16" for the FFC inpainting net on a CPU whose bf16 is native (``resgan.accel.cpu_bf16_pays``;
+    ``RESGAN_CPU_BF16=0`` keeps fp32), else "fp32". Its base fill and output stay fp32 and known pixels
     exact; the correction in the holes moves by under a level (0.14 at most on a 512x512 photo) for half
     the time (0.90 -> 0.48 CPU-s on Zen 4). The other restorers stay fp32: their output is the net's own."""
-    if model.kind == "inpaint" and model.cfg.restore.arch == "ffc" and device.type == "cpu" and cpu_bf16_pays():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    ffc_inpaint = model.kind == "inpaint" and model.cfg.restore.arch == "ffc"
+    return "bf16" if ffc_inpaint and device.type == "cpu" and cpu_bf16_pays() else "fp32"
 
 
 @torch.no_grad()
@@ -171,7 +169,7 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
     x = x.to(device).contiguous(memory_format=torch.channels_last)  # the nets load channels_last (zoo)
     if cond is not None:
         cond = cond.to(device)
-    with inference_autocast(model, device):
+    with autocast(device, inference_precision(model, device)):
         y = tiled_forward(model.net, x, cond, tile, overlap, progress).float().cpu()
     if model.channels == 1:
         y = y.transpose(0, 1)
