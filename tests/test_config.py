@@ -46,6 +46,9 @@ def test_bad_restore_values():
     with pytest.raises(ResganError, match="restore.jpeg_draw must be uniform or low"):
         load_config("jpeg_gray", ["restore.jpeg_draw=high"])
     assert load_config("jpeg_gray", ["restore.jpeg_draw=low"]).restore.jpeg_draw == "low"
+    with pytest.raises(ResganError, match=r"restore.d_layers must be within 1..6"):
+        load_config("inpaint", ["restore.d_layers=0"])
+    assert load_config("inpaint", ["restore.d_layers=4"]).restore.d_layers == 4
 
 
 def test_unknown_key_in_file(tmp_path):

@@ -13,7 +13,7 @@ from resgan.config import config_from_dict
 from resgan.restore import degradations as dg
 from resgan.restore.data import random_crops, whole_images
 from resgan.restore.ffc import FFCInpaintNet, FourierUnit, pushpull_fill
-from resgan.restore.models import UNetRestorer, build_net, pad_forward
+from resgan.restore.models import PatchDiscriminator, UNetRestorer, build_net, pad_forward
 from resgan.restore.task import Restorer
 from resgan.train import train
 
@@ -199,6 +199,28 @@ def test_lazy_r1_scales_the_penalty_by_its_interval():
     for (loss1, r1), (loss3, r3) in zip(every1, every3, strict=True):  # gamma / 2 = 5
         penalty = 3 * 5.0 * r1 if r3 is not None else 0.0
         assert loss3 == pytest.approx(loss1 - 5.0 * r1 + penalty, rel=1e-5)
+
+
+@pytest.mark.parametrize("layers, field", [(3, 38), (4, 78)])
+def test_patch_discriminator_depth_sets_its_receptive_field(layers, field):
+    """``restore.d_layers``: each stride-2 conv halves the logits and roughly doubles the patch a logit sees
+    (measured from the input gradient of one centre logit); 3 layers keep the original names and shapes."""
+    torch.manual_seed(0)
+    d = PatchDiscriminator(3, 8, layers)
+    x = torch.rand(1, 3, 192, 192, requires_grad=True)
+    logits, feats = d(x)
+    assert logits.shape[-1] == 192 // 2 ** layers and len(feats) == layers
+    c = logits.shape[-1] // 2
+    seen = torch.autograd.grad(logits[0, 0, c, c], x)[0].abs().sum((0, 1)) > 0
+    rows, cols = seen.any(1).nonzero(), seen.any(0).nonzero()
+    assert int(rows.max() - rows.min() + 1) == field == int(cols.max() - cols.min() + 1)
+    if layers == 3:
+        weights = {k: tuple(v.shape) for k, v in d.state_dict().items() if k.endswith("weight.original")}
+        assert list(weights.values()) == [(8, 3, 4, 4), (16, 8, 4, 4), (32, 16, 4, 4), (1, 32, 3, 3)]
+        assert list(weights)[-1].startswith("out.")
+    d_cfg = _ffc_gan(10)
+    d_cfg["restore"]["d_layers"] = layers
+    assert len(Restorer(config_from_dict(d_cfg), torch.device("cpu")).D.layers) == layers
 
 
 def test_build_net_picks_the_architecture():

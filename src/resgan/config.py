@@ -120,6 +120,7 @@ class RestoreConfig:
     r1_gamma: float = 0.0  # R1 penalty on real images (gamma / 2 * |grad D|^2)
     r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty every N D steps, weighted by N (1 = every step)
     d_width: int = 64
+    d_layers: int = 3  # PatchGAN stride-2 convs (3: 38-px receptive field; each more one roughly doubles it)
     val_path: str | None = None  # held-out folder; None: built-in held-out images
     val_limit: int = 8
     val_crop: int = 128  # centre crop of each validation image (0 = whole image)
@@ -353,6 +354,7 @@ def validate_restore(cfg: Config) -> None:
         (r.gan_loss in ("hinge", "nonsaturating"), "restore.gan_loss must be hinge or nonsaturating"),
         (r.r1_gamma >= 0, "restore.r1_gamma must be >= 0"),
         (r.r1_every >= 1, "restore.r1_every must be >= 1"),
+        (1 <= r.d_layers <= 6, "restore.d_layers must be within 1..6"),
         (0 <= r.slope < 1, "restore.slope must be in [0, 1)"),
         (r.fill_smooth >= 0, "restore.fill_smooth must be >= 0"),
         (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),

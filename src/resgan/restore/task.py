@@ -54,7 +54,7 @@ class Restorer:
         self.opt_g = torch.optim.Adam(self.net.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
         self.D = self.opt_d = None
         if r.adv_weight > 0 or r.fm_weight > 0:
-            self.D = to_layout(PatchDiscriminator(cfg.data.channels, r.d_width).to(device), t.channels_last)
+            self.D = to_layout(PatchDiscriminator(cfg.data.channels, r.d_width, r.d_layers).to(device), t.channels_last)
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
         if t.precision == "fp16":
             raise ResganError("train.precision=fp16 is for the GAN task; restoration trains in fp32 or bf16")
