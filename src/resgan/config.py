@@ -120,7 +120,7 @@ class RestoreConfig:
     r1_gamma: float = 0.0  # R1 penalty on real images (gamma / 2 * |grad D|^2)
     r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty every N D steps, weighted by N (1 = every step)
     d_width: int = 64
-    d_layers: int = 3  # PatchGAN stride-2 convs (3: 38-px receptive field; each more one roughly doubles it)
+    d_layers: int = 3  # PatchGAN stride-2 convs (3: 38-px receptive field; each one more roughly doubles it)
     val_path: str | None = None  # held-out folder; None: built-in held-out images
     val_limit: int = 8
     val_crop: int = 128  # centre crop of each validation image (0 = whole image)
