@@ -82,6 +82,31 @@ def test_pushpull_fill_is_exact_on_flat_colour_and_close_on_gradients():
     assert torch.equal(smooth[~hole.expand_as(ramp)], ramp[~hole.expand_as(ramp)])  # known pixels untouched
 
 
+def test_harmonic_sweeps_over_the_holes_box_equal_whole_image_sweeps():
+    """The Jacobi sweeps run on the holes' bounding box only; that must be the whole image's sweeps
+    bit for bit: holes inside, at each border and in a corner, one or two boxes, a batch."""
+    from resgan.restore.ffc import _jacobi_sweeps
+
+    def whole_image(y, x, hole, sweeps):
+        for _ in range(sweeps):
+            p = torch.nn.functional.pad(y, (1, 1, 1, 1), mode="replicate")
+            mean4 = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
+            y = torch.where(hole, mean4, x)
+        return y
+
+    g = torch.Generator().manual_seed(3)
+    boxes = [[(10, 20, 12, 30)], [(0, 6, 5, 15)], [(30, 37, 40, 50)], [(0, 4, 0, 4)], [(0, 37, 48, 50)],
+             [(5, 9, 5, 9), (25, 30, 35, 44)], [(1, 36, 1, 49)]]
+    for spec in boxes:
+        x = torch.rand(2, 3, 37, 50, generator=g)
+        hole = torch.zeros(2, 1, 37, 50, dtype=torch.bool)
+        for i, (a, b, c, d) in enumerate(spec):
+            hole[i % 2, :, a:b, c:d] = True
+        hole = hole.expand_as(x)
+        y = torch.where(hole, torch.rand(2, 3, 37, 50, generator=g), x)
+        assert torch.equal(_jacobi_sweeps(y, x, hole, 7), whole_image(y, x, hole, 7)), spec
+
+
 def test_ffc_net_keeps_known_pixels_and_starts_as_pushpull():
     net = FFCInpaintNet(3, width=8, blocks=2, downs=2).eval()
     for h, w in ((33, 47), (32, 48)):  # any size (padded to the net's multiple inside pad_forward)

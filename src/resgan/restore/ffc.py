@@ -43,13 +43,33 @@ def pushpull_fill(x: torch.Tensor, hole: torch.Tensor, smooth: int = 0) -> torch
     coarse = pushpull_fill(xs, ks <= 0, smooth)
     up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., :h, :w]
     y = x * known + up * (1 - known)
-    if smooth > 0:  # Jacobi: each hole pixel <- the mean of its 4 neighbours (the border mirrored: Neumann)
-        hole_b = hole.to(torch.bool).expand_as(x)
-        for _ in range(smooth):
-            p = F.pad(y, (1, 1, 1, 1), mode="replicate")
-            mean4 = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
-            y = torch.where(hole_b, mean4, x)
+    if smooth > 0:
+        y = _jacobi_sweeps(y, x, hole.to(torch.bool).expand_as(x), smooth)
     return y
+
+
+def _jacobi_sweeps(y: torch.Tensor, x: torch.Tensor, hole: torch.Tensor, sweeps: int) -> torch.Tensor:
+    """``sweeps`` Jacobi sweeps of Laplace's equation in ``hole``, from ``y``: each hole pixel <- the mean
+    of its 4 neighbours (beyond the image border, the border pixel: Neumann), every other pixel <- ``x``.
+    Only the holes' bounding box grown by one pixel is swept: nothing outside it is read or changes,
+    so the result is the whole image's sweeps bit for bit (for a 100 px hole in a 512 px photo, ~20x
+    less work)."""
+    rows, cols = hole.any(3).any((0, 1)).nonzero(), hole.any(2).any((0, 1)).nonzero()
+    if rows.numel() == 0:
+        return x.clone()
+    h, w = y.shape[-2:]
+    y0, y1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, h)
+    x0, x1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, w)
+    z, known, box = y[..., y0:y1, x0:x1], x[..., y0:y1, x0:x1], hole[..., y0:y1, x0:x1]
+    for _ in range(sweeps):
+        p = F.pad(z, (1, 1, 1, 1), mode="replicate")
+        mean4 = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
+        z = torch.where(box, mean4, known)
+    if (y0, y1, x0, x1) == (0, h, 0, w):
+        return z
+    out = x.clone()
+    out[..., y0:y1, x0:x1] = z
+    return out
 
 
 def act(x: torch.Tensor, slope: float) -> torch.Tensor:
