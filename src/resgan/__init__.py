@@ -8,7 +8,7 @@ The Python API (:mod:`resgan.api`), loaded on first use so that ``import resgan`
     resgan.list_classes("mnist")
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _API = ("restore_image", "generate_images", "evaluate_images", "list_classes")
 __all__ = [*_API, "ResganError", "__version__"]

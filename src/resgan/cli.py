@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import ResganError, Stopped
 
 DEVICE_HELP = "torch device: cpu, cuda, cuda:1, mps"

@@ -20,7 +20,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import (
     LATEST,
     atomic_write_bytes,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
 from .config import Config, apply_overrides, config_from_dict, parse_override, stored_config
 from .errors import ResganError

@@ -39,7 +39,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from .._version import __version__
 from ..checkpoint import checkpoint_file
 from ..errors import ResganError
 from ..gan.sampling import check_trunc, class_index, class_names, generate, parse_seeds
