@@ -1,5 +1,6 @@
 """Image data sets without torchvision: image folders, MNIST / Fashion-MNIST IDX files,
-CIFAR-10/100 python batches and scikit-learn's 8x8 digits (the built-in default).
+CIFAR-10/100 python batches (or CIFAR-10 as class sub-folders of image files) and scikit-learn's
+8x8 digits (the built-in default).
 
 Every loader returns an :class:`ImageSet`: uint8 images (N, C, H, W) already resized and
 centre-cropped to the training resolution, integer labels and class names. Batches are
@@ -162,6 +163,11 @@ def load_folder(cfg: DataConfig) -> ImageSet:
     if cfg.resolution == 0 or cfg.channels == 0 or cfg.conditional is None:
         cfg, note = infer_folder(cfg)
     entries, classes = folder_entries(cfg)
+    return read_entries(entries, classes, cfg, note)
+
+
+def read_entries(entries: list[tuple[Path, int]], classes: list[str], cfg: DataConfig, note: str = "") -> ImageSet:
+    """(image file, label) pairs -> ImageSet at the configured size (one PIL decode each)."""
     images = []
     for f, _ in entries:
         try:
@@ -297,8 +303,46 @@ def read_cifar_batch(path: Path) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
+# CIFAR-10's label order (batches.meta's label_names)
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10_image_tree(root: Path) -> bool:
+    """Whether ``root`` holds CIFAR-10 as image files: train/ and / or test/ with class sub-folders."""
+    return any((root / split).is_dir() and any(d.is_dir() for d in (root / split).iterdir())
+               for split in ("train", "test"))
+
+
+def load_cifar10_images(root: Path, cfg: DataConfig) -> ImageSet:
+    """CIFAR-10 as ``root/<split>/<class>/*.jpg`` (or any image type): labels by class name, in
+    CIFAR-10's label order, whatever order the folders sort in; a folder whose class sub-folders are
+    not CIFAR-10's ten is refused. The classes are interleaved (image 0 of each class, then image 1,
+    ...), so ``data.limit`` (and ``evaluate -n``) takes a class-balanced subset."""
+    split_dir = root / cfg.split
+    if cfg.split not in ("train", "test"):
+        raise ResganError(f"data.split must be train or test, got {cfg.split!r}")
+    if not split_dir.is_dir():
+        raise ResganError(f"CIFAR-10 image folder {split_dir} not found ({root} has no {cfg.split}/ split)")
+    names = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if set(names) != set(CIFAR10_CLASSES):
+        odd = [n for n in names if n not in CIFAR10_CLASSES] or [c for c in CIFAR10_CLASSES if c not in names]
+        raise ResganError(f"{split_dir}: class folders {', '.join(names) or '(none)'} are not CIFAR-10's ten "
+                          f"({', '.join(CIFAR10_CLASSES)}; {odd[0]!r} does not fit); for other classes use "
+                          "data.name=folder")
+    per_class = [sorted(f for f in (split_dir / c).rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+                 for c in CIFAR10_CLASSES]
+    entries = [(files[i], label) for i in range(max(len(f) for f in per_class))
+               for label, files in enumerate(per_class) if i < len(files)]
+    if not entries:
+        raise ResganError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) found in {split_dir}")
+    return read_entries(entries[: cfg.limit] if cfg.limit else entries, list(CIFAR10_CLASSES), cfg)
+
+
 def load_cifar(cfg: DataConfig) -> ImageSet:
     root = data_root(cfg)
+    has_batches = (root / "cifar-10-batches-py").is_dir() or (root / "batches.meta").is_file()
+    if cfg.name == "cifar10" and not has_batches and cifar10_image_tree(root):
+        return load_cifar10_images(root, cfg)
     for sub in ("cifar-10-batches-py", "cifar-100-python"):
         if (root / sub).is_dir():
             root = root / sub
@@ -310,7 +354,8 @@ def load_cifar(cfg: DataConfig) -> ImageSet:
         meta, label_key, names_key = "meta", "fine_labels", "fine_label_names"
     missing = [f for f in files + [meta] if not (root / f).is_file()]
     if missing:
-        raise ResganError(f"CIFAR files {', '.join(missing)} not found in {root}")
+        alt = " (nor train/ and test/ folders of class sub-folders of images)" if cfg.name == "cifar10" else ""
+        raise ResganError(f"CIFAR files {', '.join(missing)} not found in {root}{alt}")
     batches = [read_cifar_batch(root / f) for f in files]
     data = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches]).reshape(-1, 3, 32, 32)
     labels = np.concatenate([np.asarray(b[label_key]) for b in batches])
@@ -331,12 +376,17 @@ def load_digits(cfg: DataConfig) -> ImageSet:
 
 # ---------------------------------------------------------------- dispatch
 
+# RESGAN_DATA=DIR: where a data set is looked for when DIR/<name> is absent
+ALT_DIRS = {"cifar10": "cifar10_jpeg"}
+
+
 def data_root(cfg: DataConfig) -> Path:
     if cfg.path:
         return Path(cfg.path)
     env = os.environ.get("RESGAN_DATA")
     if env:
-        return Path(env) / cfg.name
+        own, alt = Path(env) / cfg.name, ALT_DIRS.get(cfg.name)
+        return Path(env) / alt if alt and not own.exists() and (Path(env) / alt).is_dir() else own
     raise ResganError(f"data set {cfg.name!r} needs data.path (--set data.path=DIR) or RESGAN_DATA=DIR")
 
 

@@ -33,6 +33,12 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "jpeg_gray": ("restore", "restore_jpeg_gray.safetensors"),
     "jpeg_color": ("restore", "restore_jpeg_color.safetensors"),
 }
+# built-ins still being trained: each joins BUILTINS once its file is in BUILTIN_DIR (a file dropped
+# there is then found by generate, evaluate, serve, the Python API and the tests over BUILTINS)
+PENDING: dict[str, tuple[str, str]] = {
+    "cifar10": ("gan", "gan_cifar10_cgan32.safetensors"),
+}
+BUILTINS.update({n: e for n, e in PENDING.items() if (BUILTIN_DIR / e[1]).is_file()})
 # the EMA net each task exports and infers with (the prefix of its tensors), and the exported kind
 EMA_NET = {"gan": ("G_ema", "generator"), "restore": ("net_ema", "restorer")}
 
@@ -65,6 +71,9 @@ def resolve_file(source: str | Path) -> Path:
             raise ResganError(f"built-in model {source!r} is missing ({p}); reinstall resgan")
         return p
     p = checkpoint_file(source)
+    if p is None and str(source) in PENDING:
+        raise ResganError(f"built-in model {source!r} is not shipped yet ({BUILTIN_DIR / PENDING[str(source)][1]} is "
+                          f"absent); give a run directory, a .safetensors file or a built-in: {', '.join(BUILTINS)}")
     if p is None:
         raise ResganError(f"no model {str(source)!r} (no checkpoint at {source}; give a run directory, "
                           f"a .safetensors file or a built-in: {', '.join(BUILTINS)})")

@@ -6,6 +6,8 @@ Public API (``benchmarks/mnist_cas.py`` and ``resgan evaluate --metrics cas`` us
 
     clf, info = load_or_train_classifier(data_cfg)           # DataConfig of the real data
     acc = classifier_accuracy(images_uint8, labels, data_cfg) # float in [0, 1]
+    model, _ = train_classifier(fake_u8, fake_labels, 10)    # the other way round: train on fake,
+    acc = accuracy(model, real_u8, real_labels, 32, 3)        # test on real (benchmarks/gen_cifar10.py)
 
 (``resgan.evaluate.cas_for_generator`` samples a generator and scores it with these.)
 """
@@ -116,6 +118,17 @@ def _accuracy(model: SmallClassifier, images: torch.Tensor, labels: torch.Tensor
         pred = model(_inputs(images[i:i + 512], res, ch)).argmax(1)
         correct += int((pred == labels[i:i + 512]).sum())
     return correct / max(1, len(images))
+
+
+def accuracy(model: SmallClassifier, images: torch.Tensor, labels: torch.Tensor, resolution: int,
+             channels: int) -> float:
+    """Accuracy of a :func:`train_classifier` model (trained at ``resolution`` / ``channels``) on uint8
+    (N, C, H, W) images against ``labels``: e.g. one trained on generated images, scored on real ones
+    (CAS in Ravuri & Vinyals' own "train on fake, test on real" form; ``benchmarks/gen_cifar10.py``)."""
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    if len(images) != len(labels):
+        raise ResganError(f"{len(images)} images but {len(labels)} labels")
+    return _accuracy(model, images, labels, resolution, channels)
 
 
 def load_or_train_classifier(data: DataConfig, epochs: int = 2, seed: int = 0, cache_dir: str | Path | None = None,
