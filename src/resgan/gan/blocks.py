@@ -13,12 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
-
-def sn(module: nn.Module, use: bool) -> nn.Module:
-    """Wrap ``module`` in spectral norm (the parametrization form) when ``use``."""
-    return spectral_norm(module) if use else module
+from ..nn_common import sn
 
 
 class ConditionalBatchNorm2d(nn.Module):

@@ -1,8 +1,9 @@
 """GAN losses computed from discriminator logits.
 
 Each loss is a pair of pure functions: ``d_loss(real_logits, fake_logits)`` and
-``g_loss(fake_logits)``. The WGAN gradient penalty and the R1 penalty need the
-discriminator and are separate functions.
+``g_loss(fake_logits)``. The non-saturating and hinge pairs, and the R1 penalty, are the ones the
+restore task uses too (:mod:`resgan.nn_common`); the WGAN gradient penalty needs the discriminator
+and is a separate function here.
 """
 
 from __future__ import annotations
@@ -10,27 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ResganError
-
-
-def nonsaturating_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logit), via softplus."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
-
-
-def nonsaturating_g(fake: torch.Tensor) -> torch.Tensor:
-    """-E[log D(G(z))] via softplus."""
-    return F.softplus(-fake).mean()
-
-
-def hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-
-
-def hinge_g(fake: torch.Tensor) -> torch.Tensor:
-    return -fake.mean()
+from ..nn_common import hinge_d, hinge_g, nonsaturating_d, nonsaturating_g
 
 
 def wgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -83,9 +66,3 @@ def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor 
     """WGAN-GP with its own forward pass of D on the interpolates."""
     x_hat = interpolates(real, fake, alpha)
     return gradient_norm_penalty(D(x_hat, y), x_hat)
-
-
-def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """R1: E[||grad_x D(x)||^2] on real images (Mescheder et al. 2018); ``real`` must require grad."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()

@@ -9,7 +9,8 @@ from torch import nn
 
 from ..config import Config
 from ..errors import ResganError
-from .blocks import DBlock, DBlockOptimized, GBlock, MinibatchStd, sn
+from ..nn_common import sn
+from .blocks import DBlock, DBlockOptimized, GBlock, MinibatchStd
 
 RESOLUTIONS = (16, 32, 64, 128)
 

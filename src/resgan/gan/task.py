@@ -6,7 +6,6 @@ The generic loop in :mod:`resgan.train` drives any task with this shape:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import torch
@@ -17,8 +16,9 @@ from ..config import Config
 from ..data import ImageSet, load_dataset
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
+from ..nn_common import ema_update, frozen_copy, lr_fraction, r1_penalty, set_lr
 from .diffaug import diff_augment, parse_policy
-from .losses import get_loss, gradient_norm_penalty, interpolates, r1_penalty
+from .losses import get_loss, gradient_norm_penalty, interpolates
 from .models import ResNetGenerator, build_discriminator, build_generator
 
 
@@ -82,13 +82,11 @@ class GAN:
         self.precision = resolve_precision(t.precision, device)
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
-        self.G_ema = copy.deepcopy(self.G).eval()
+        self.G_ema = frozen_copy(self.G)
         if cfg.gan.sync_bn and world.size > 1:
             if device.type != "cuda":
                 raise ResganError("gan.sync_bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel)")
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
-        for p in self.G_ema.parameters():
-            p.requires_grad_(False)
         for m in (self.G, self.D, self.G_ema):
             to_layout(m, t.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
@@ -186,20 +184,12 @@ class GAN:
     @torch.no_grad()
     def update_ema(self) -> None:
         t = self.cfg.train
-        params, ema_params = list(self.G.parameters()), list(self.G_ema.parameters())
-        if t.ema_decay == 0 or self.steps_done < t.ema_start:
-            torch._foreach_copy_(ema_params, params)
-        else:
-            torch._foreach_lerp_(ema_params, params, 1.0 - t.ema_decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        ema_update(self.G_ema, self.G, t.ema_decay, average=self.steps_done >= t.ema_start, buffers=True)
 
     def set_lr(self) -> float:
         t = self.cfg.train
-        frac = max(0.0, 1.0 - self.steps_done / t.steps) if t.lr_decay == "linear" else 1.0
-        for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = base * frac
+        frac = lr_fraction(self.steps_done, t.steps, t.lr_decay)
+        set_lr(((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)), frac)
         return t.lr_g * frac
 
     # ------------------------------------------------------------------ the step

