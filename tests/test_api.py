@@ -65,11 +65,11 @@ def test_restore_returns_the_input_type_and_matches_the_cli(models, tmp_path):
                  "--out", str(tmp_path / "y.png"), "--quiet"]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), out)
     # the task is the model's own when left out; the model is loaded once
-    from resgan import api
+    from resgan.verbs import models
 
-    before = api._restorer.cache_info().hits
+    before = models._restorer.cache_info().hits
     assert np.array_equal(resgan.restore_image(rgb, model=m, sigma=25), out)
-    assert api._restorer.cache_info().hits > before
+    assert models._restorer.cache_info().hits > before
 
 
 def test_inpaint_and_sr(models):
@@ -107,9 +107,18 @@ def test_restore_with_a_builtin_model():
     (np.zeros((8, 8), np.uint8), {"task": None}, "needs task="),
     (np.zeros((8, 8), np.uint8), {"task": "inpaint"}, "inpainting needs mask="),
     (np.zeros((8, 8), np.uint8), {"task": "denoise", "mask": np.zeros((8, 8), bool)}, "mask applies to task inpaint"),
+    (np.zeros((8, 8), np.uint8), {"task": "sr", "sigma": 10}, "sigma applies to task denoise only, not sr"),
+    # wrongly typed options are one ResganError, never a TypeError / OverflowError
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "sigma": "25"}, "sigma must be a number"),
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "sigma": float("inf")}, "sigma must be within 0..255"),
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "tile": "512"}, "tile must be a whole number, got '512'"),
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "overlap": 1.5}, "overlap must be a whole number"),
+    (np.zeros((8, 8), np.uint8), {"task": "sr", "scale": "4"}, "scale must be a whole number"),
+    (np.zeros((8, 8), np.uint8), {"task": 3}, "task must be a name"),
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "model": 3}, "model: give a built-in name"),
     (np.zeros((8, 8, 3), np.uint8), {"task": "inpaint", "mask": np.zeros((4, 8), bool)}, "mask is 8x4 but the image"),
     (np.zeros((8, 8, 3), np.uint8), {"task": "inpaint", "mask": np.zeros((8, 8), np.float32)}, "must be bool or an"),
-    (np.zeros((8, 8), np.uint8), {"task": "denoise", "sigma": 300}, "--sigma must be within 0..255"),
+    (np.zeros((8, 8), np.uint8), {"task": "denoise", "sigma": 300}, "sigma must be within 0..255"),
     (np.zeros((8, 8), np.uint8), {"task": "sr", "scale": 2}, "the built-in sr model is x4"),
 ])
 def test_bad_arguments_are_one_clear_error(image, kwargs, message):
@@ -132,9 +141,16 @@ def test_generate_images_match_the_cli(models, tmp_path):
     assert arr.shape == (4, 16, 16) and arr.dtype == np.uint8
     assert np.array_equal(arr[2], np.asarray(imgs[2]))
     assert np.array_equal(resgan.generate_images(gen, seeds=2, class_=7, psi=0.7, as_array=True)[0], arr[2])
+    # any iterable given once works (a generator is read once, not twice)
+    assert np.array_equal(resgan.generate_images(gen, seeds=(s for s in range(4)), class_=7, psi=0.7,
+                                                 as_array=True), arr)
     for kwargs, message in [({"seeds": [1.5]}, "seeds: give whole numbers"), ({"seeds": []}, "give 1 to"),
                             ({"seeds": [-1]}, "seeds must be within"), ({"class_": "cat"}, "unknown class 'cat'"),
-                            ({"psi": 5}, "psi must be within 0..2"), ({"trunc": 0}, "trunc must be a finite")]:
+                            ({"psi": 5}, "psi must be within 0..2"), ({"trunc": 0}, "trunc must be a finite"),
+                            ({"psi": "0.7"}, "psi must be a number"), ({"trunc": [1]}, "trunc must be a number"),
+                            ({"seeds": [float("inf")]}, "seeds: give whole numbers"), ({"class_": 1.5}, "class must be"),
+                            ({"seeds": range(10**12)}, "over the limit of 100,000"),
+                            ({"seeds": (s for s in range(10**9))}, "over the limit of 100,000")]:
         with pytest.raises(ResganError, match=message.replace("(", r"\(")):
             resgan.generate_images(gen, **kwargs)
     with pytest.raises(ResganError, match="no model 'nope'"):

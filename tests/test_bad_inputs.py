@@ -19,7 +19,8 @@ from resgan.checkpoint import prefixed, save_checkpoint
 from resgan.cli import main
 from resgan.config import load_config
 from resgan.gan.models import build_generator
-from resgan.gan.sampling import MAX_SEEDS, MIN_TRUNC, truncated_normal
+from resgan.gan.sampling import MIN_TRUNC, truncated_normal
+from resgan.verbs.seeds import MAX_SEEDS
 
 PROC = Path("/proc/resgan-test-no-such-place")
 
@@ -257,7 +258,7 @@ def test_restore_checkpoint_without_config_or_with_inf_weights(tmp_path, capsys,
                                        (f"0-{MAX_SEEDS}", "over the limit of 100,000"),
                                        ("0-5,6-100000", "over the limit of 100,000"),
                                        ("99999999999999999999", "within 0.."),
-                                       ("²-³", "--seeds wants a list")])
+                                       ("²-³", "seeds wants a list")])
 def test_generate_seeds_are_bounded_up_front(tmp_path, capsys, models, seeds, why):
     import time
 
@@ -271,7 +272,7 @@ def test_generate_seeds_are_bounded_up_front(tmp_path, capsys, models, seeds, wh
 @pytest.mark.parametrize("trunc", ["1e-4", "1e-300", "0", "-1", "nan", "inf"])
 def test_generate_trunc_range(tmp_path, capsys, models, trunc):
     code, lines = cli(capsys, "generate", models["gen"], "--seeds", "0-3", "--trunc", trunc, "--out", tmp_path / "o")
-    assert_one_error(code, lines, f"--trunc-threshold must be a finite number >= {MIN_TRUNC}")
+    assert_one_error(code, lines, f"trunc must be a finite number >= {MIN_TRUNC}")
     assert not (tmp_path / "o").exists()
 
 
@@ -371,7 +372,7 @@ def test_server_truncated_png_is_400(client, good_png):
     for data in (good_png[:20], good_png[:10]):
         files = {"image": ("t.png", data, "image/png")}
         r = client.post("/v1/restore", files=files, data={"task": "denoise"})
-        assert_api_error(r, 400, "corrupt or truncated")
+        assert_api_error(r, 400, "cannot read image (corrupt, truncated")
 
 
 

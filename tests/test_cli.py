@@ -68,8 +68,8 @@ def test_export_generator_is_small_and_loads(run_dir, tmp_path):
     (["train", "digits", "--out", "{tmp}/x", "--resume"], "no checkpoint"),
     (["generate", "{tmp}/nothing", "--out", "{tmp}/g.png"], "no checkpoint at"),
     (["generate", "{tmp}/foreign.safetensors", "--out", "{tmp}/g.png"], "not a resgan checkpoint"),
-    (["generate", "{run}", "--seeds", "9-1", "--out", "{tmp}/g.png"], "--seeds wants"),
-    (["generate", "{run}", "--class", "12", "--out", "{tmp}/g.png"], "--class must be within 0..9"),
+    (["generate", "{run}", "--seeds", "9-1", "--out", "{tmp}/g.png"], "seeds wants"),
+    (["generate", "{run}", "--class", "12", "--out", "{tmp}/g.png"], "class must be within 0..9"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, run_dir, capsys):
     from safetensors.torch import save_file

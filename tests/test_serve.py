@@ -203,7 +203,7 @@ def test_decompression_bomb_refused_before_decoding(client):
 
 def test_corrupt_images(client):
     data = png(photo(40, 40))
-    assert_error(restore(client, data[: len(data) // 2], "denoise"), 400, "corrupt or truncated")
+    assert_error(restore(client, data[: len(data) // 2], "denoise"), 400, "cannot read image (corrupt, truncated")
     assert_error(restore(client, b"", "denoise"), 400, "empty")
 
 
@@ -214,7 +214,7 @@ def test_bad_masks(client):
     colour[5:9, 5:9, 0] = 255
     assert_error(restore(client, img, "inpaint", png(colour)), 400, "not single-channel")
     assert_error(restore(client, img, "inpaint"), 400, "needs a mask")
-    assert_error(restore(client, img, "denoise", png(hole_mask(48, 64))), 400, "mask applies to inpaint only")
+    assert_error(restore(client, img, "denoise", png(hole_mask(48, 64))), 400, "mask applies to task inpaint only")
     assert_error(restore(client, img, "inpaint", b"GIF89a garbage"), 400, "mask")
 
 
@@ -224,10 +224,10 @@ def test_unknown_model_task_and_options(client):
     assert_error(restore(client, img, "deblur"), 404, "no model for task 'deblur'")
     assert_error(restore(client, img, "denoise", model="nope"), 404, "unknown model 'nope'")
     assert_error(restore(client, img, "denoise", model="/etc/passwd"), 404, "unknown model")  # names, never paths
-    assert_error(restore(client, img, "denoise", model="sr_3"), 400, "does sr, not denoise")
+    assert_error(restore(client, img, "denoise", model="sr_3"), 400, "sr_3 is a sr model, not a denoise model")
     assert_error(restore(client, img, "denoise", sigma=300), 400, "sigma must be within 0..255")
-    assert_error(restore(client, img, "sr", sigma=10), 400, "sigma applies to denoise only")
-    assert_error(restore(client, img, "sr", scale=4), 400, "x2, not x4")
+    assert_error(restore(client, img, "sr", sigma=10), 400, "sigma applies to task denoise only")
+    assert_error(restore(client, img, "sr", scale=4), 400, "sr_3 is an x2 model, not x4")
     assert_error(restore(client, img, "denoise", sigma="abc"), 422, "sigma")
     assert_error(client.post("/v1/restore", data={"task": "denoise"}), 422, "image")
     assert_error(client.get("/v1/nothing"), 404)
@@ -320,8 +320,8 @@ def test_generate_png_zip_json(client):
     assert r.headers["x-seeds"] == "0,1,2,3,4,5" and r.headers["x-labels"] == "3,3,3,3,3,3"
     r = client.post("/v1/generate", json={"seeds": [7, 9], "format": "zip", "class": "digit4"})
     z = zipfile.ZipFile(io.BytesIO(r.content))
-    assert z.namelist() == ["seed0000000007.png", "seed0000000009.png"]
-    first = decode(z.read("seed0000000007.png"))
+    assert z.namelist() == ["seed0007.png", "seed0009.png"]  # as resgan generate names them
+    first = decode(z.read("seed0007.png"))
     assert first.shape[:2] == (16, 16)
     r = client.post("/v1/generate", json={"seeds": [7], "format": "json", "class": 4})
     (item,) = r.json()["images"]
@@ -345,7 +345,10 @@ def test_generate_bad_requests(client):
     assert_error(gen(**{"class": 10}), 400, "class must be within 0..9")
     assert_error(gen(**{"class": "cat"}), 400, "unknown class 'cat'")
     assert_error(gen(model="none"), 404, "unknown generator 'none'")
-    assert_error(gen(trunc=-1), 422, "trunc")
+    assert_error(gen(trunc=-1), 400, "trunc must be a finite number >= 0.05")
+    assert_error(gen(psi="0.7"), 400, "psi must be a number")
+    assert_error(gen(seeds=[1, 1], format="zip"), 400, "seed 1 is given twice")
+    assert client.post("/v1/generate", json={"seeds": [5_000_000_000]}).status_code == 200  # one seed limit
     assert_error(gen(format="gif"), 422, "format")
     assert_error(gen(path="/etc"), 422, "path")  # unknown fields are refused
     r = client.post("/v1/generate", content=b"{", headers={"Content-Type": "application/json"})
@@ -359,8 +362,12 @@ def test_models_loaded_once(registry, monkeypatch):
     def no_load(*a, **k):
         raise AssertionError("a model was loaded during a request")
 
-    monkeypatch.setattr(serve_app, "load_restorer", no_load)
-    monkeypatch.setattr(serve_app, "load_generator", no_load)
+    import resgan.zoo
+    from resgan.serve import registry as serve_registry
+
+    for module in (serve_registry, resgan.zoo):
+        monkeypatch.setattr(module, "load_restorer", no_load)
+        monkeypatch.setattr(module, "load_generator", no_load)
     with TestClient(create_app(registry, LIMITS)) as c:
         for _ in range(2):
             assert restore(c, png(photo(24, 24, 1)), "denoise").status_code == 200
@@ -369,13 +376,15 @@ def test_models_loaded_once(registry, monkeypatch):
 
 def test_queue_full_503_and_timeout_504(registry, monkeypatch):
     gate = threading.Event()
-    real = serve_app.restore_png
+    from resgan.serve import routes
+
+    real = routes.restore_png
 
     def slow(*args):
         gate.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(serve_app, "restore_png", slow)
+    monkeypatch.setattr(routes, "restore_png", slow)
     app = create_app(registry, Limits(workers=1, queue=0, timeout_s=5))
     img = png(photo(24, 24, 1))
     with TestClient(app) as c:

@@ -6,7 +6,6 @@ Every user error is one line on stderr and exit code 2; nothing half-written is 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import sys
@@ -59,12 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
-    if args.resume:  # the run's stored config; CONFIG is not read again
+    if args.resume:  # the run's stored config; CONFIG is not read again; --steps: on to N
         cfg = resume_config(Path(args.out), overrides, args.steps)
-    else:
-        cfg = load_config(args.config, overrides)
-        if args.steps is not None:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=args.steps))
+    else:  # --steps is train.steps, checked with the rest of the config
+        cfg = load_config(args.config, overrides + ([f"train.steps={args.steps}"] if args.steps is not None else []))
     # Ctrl-C / SIGTERM: finish the step in progress, save it, exit 130 (a second signal: stop at once)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -75,43 +72,58 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .gan import sampling as S
-    from .zoo import load_generator
+    from .gan.sampling import format_classes
+    from .verbs import generate as V
+    from .verbs.models import generator
 
     if args.list_classes:
-        G, meta = load_generator(args.source, "cpu")
-        print(S.format_classes(S.class_names(G.num_classes, meta)))
+        G, names = generator(args.source, "cpu")
+        print(format_classes(names if G.num_classes else []))
         return 0
     if args.out is None:
         raise ResganError("generate needs --out (a .png file for one grid, or a folder for one PNG per seed)")
-    seeds = S.parse_seeds(args.seeds)
-    S.check_trunc(args.trunc, "--trunc-threshold")
-    S.check_psi(args.psi)
-    G, meta = load_generator(args.source, args.device)
-    class_idx = S.class_index(S.class_names(G.num_classes, meta), args.class_)
-    S.check_out(Path(args.out))  # before the work: a place that cannot be written is one line
-    images, _ = S.generate(G, seeds, class_idx, args.trunc, args.psi)
-    paths = S.write_images(images, seeds, Path(args.out))
+    req = V.generate_request(args.seeds, args.class_, args.psi, args.trunc)
+    out = V.check_out(Path(args.out), req)  # before the work: a place that cannot be written is one line
+    G, names = generator(args.source, args.device)
+    paths = V.write(V.run(G, names, req), out)
     print(f"wrote {paths[0]}" if len(paths) == 1 else f"wrote {len(paths)} images to {args.out}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .zoo import export
+    from .verbs.export import export
 
     print(f"wrote {export(args.source, Path(args.out), half=not args.fp32, overrides=args.set)}")
     return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .restore.infer import restore_paths
+    from .verbs import restore_files as F
+    from .verbs.models import SourceModels
+    from .verbs.restore import restore_request
 
-    return restore_paths(args.inputs, args.task, args.out, args.model, args.mask, args.scale, args.sigma,
-                         args.tile, args.overlap, args.max_pixels, args.device, args.quiet, args.quality)
+    req = restore_request(args.task, args.model, mask=args.mask is not None, sigma=args.sigma, scale=args.scale,
+                          tile=args.tile, overlap=args.overlap, quality=args.quality)
+    models = SourceModels(req.task, req.model, req.scale, args.device)
+    jobs = F.plan(req, args.inputs, args.out, args.mask)
+
+    def report(r: F.FileResult) -> None:
+        if r.error is not None:
+            print(f"resgan: error: {r.error}", file=sys.stderr)
+        elif not args.quiet:
+            print(f"{r.job.image} -> {r.written} ({r.seconds:.2f} s)")
+
+    failed = [r for r in F.run(jobs, models, req, args.max_pixels, report) if r.error is not None]
+    if failed:
+        names = list(dict.fromkeys(str(r.job.image) for r in failed))
+        print(f"resgan: {len(names)} of {len({j.image for j in jobs})} files failed: {', '.join(names)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import check_json_path, evaluate, format_table, write_json
+    from .verbs.evaluate import check_json_path, evaluate, format_table, write_json
 
     if args.json:
         check_json_path(args.json)  # before minutes of work
@@ -199,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder (same file names as the inputs), or, for a single "
                    "input file, an image file name (.png, .jpg, ...)")
     r.add_argument("--tile", type=int, default=512, help="tile size in pixels for large images (0 = whole image)")
-    r.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (as restore.infer.DEFAULT_OVERLAP)")
+    r.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
     r.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse images with more pixels")
     r.add_argument("--device", default="cpu", help=DEVICE_HELP)
     r.add_argument("--quiet", action="store_true", help="no line per file")

@@ -1,4 +1,5 @@
-"""Sample from a generator (loaded by :func:`resgan.zoo.load_generator`): one image per seed, grids, files.
+"""Sample from a generator (loaded by :func:`resgan.zoo.load_generator`): one image per seed (seeds are
+parsed, and files written, by the request layer: :mod:`resgan.verbs.generate`).
 
 Two kinds of truncation, which compose (threshold first, then psi):
 
@@ -11,17 +12,12 @@ Two kinds of truncation, which compose (threshold first, then psi):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
-from ..checkpoint import prepare_dir
 from ..errors import ResganError
-from ..report import make_grid, save_png
 from .models import ResNetGenerator
 
-MAX_SEEDS = 100_000  # images one generate call may ask for (one z each, all held in memory)
-MAX_SEED_VALUE = 2**63 - 1
 MIN_TRUNC = 0.05  # below, most draws land outside +-trunc and the redraw loop crawls
 MAX_REDRAWS = 1000  # rounds of redrawing; at MIN_TRUNC a value survives them with probability ~1e-18
 MAX_PSI = 2.0  # psi above 1 moves away from the mean (more variety, more artefacts); further is noise
@@ -100,37 +96,6 @@ def truncated_normal(shape: tuple[int, ...], trunc: float | None,
     return z
 
 
-def _count(a: str, b: str) -> int:
-    lo, hi = int(a), int(b)
-    if hi < lo:
-        raise ValueError
-    return hi - lo + 1
-
-
-def parse_seeds(text: str, max_seeds: int = MAX_SEEDS) -> list[int]:
-    """'0-63', '1,5,9' or '0-9,20' -> list of ints (at most ``max_seeds``, counted before any is listed)."""
-    seeds: list[int] = []
-    try:
-        parts = [p.strip() for p in text.split(",")]
-        total = sum(_count(*p.split("-", 1)) if "-" in p[1:] else 1 for p in parts)
-        if total > max_seeds:
-            raise ResganError(f"--seeds {text!r} asks for {total:,} images, over the limit of {max_seeds:,} "
-                              "a call; split it into several calls")
-        for part in parts:
-            if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                seeds.extend(range(int(a), int(b) + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise ResganError(f"--seeds wants a list like 0-63 or 1,5,9, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise ResganError("--seeds must name non-negative seeds")
-    if max(seeds) > MAX_SEED_VALUE:
-        raise ResganError(f"--seeds must be within 0..{MAX_SEED_VALUE} (a torch generator's seed)")
-    return seeds
-
-
 @torch.no_grad()
 def generate(G: ResNetGenerator, seeds: list[int], class_idx: int | None = None, trunc: float | None = None,
              psi: float | None = None, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -157,32 +122,3 @@ def generate(G: ResNetGenerator, seeds: list[int], class_idx: int | None = None,
         y = labels[i:i + batch_size].to(device) if labels is not None else None
         out.append(G(z[i:i + batch_size].to(device), y).float().cpu())
     return torch.cat(out), labels
-
-
-def check_out(out: Path) -> Path:
-    """``--out`` of generate: a ``.png`` file (not a folder) in a writable folder, or a writable
-    folder (created); checked before any image is made. A bad one is a ResganError naming it."""
-    out = Path(out)
-    if out.suffix.lower() == ".png":
-        if out.is_dir():
-            raise ResganError(f"--out {out}: is a folder; give a .png file name or a folder without a suffix")
-        prepare_dir(out.parent)
-        return out
-    if out.suffix and not out.is_dir():
-        raise ResganError(f"--out must be a .png file or a folder, got {out}")
-    prepare_dir(out)
-    return out
-
-
-def write_images(images: torch.Tensor, seeds: list[int], out: Path) -> list[Path]:
-    """A ``.png`` path: one grid; otherwise a folder with ``seedNNNN.png`` per seed."""
-    out = check_out(out)
-    if out.suffix.lower() == ".png":
-        save_png(make_grid(images, math.ceil(math.sqrt(len(seeds)))), out)
-        return [out]
-    paths = []
-    for img, s in zip(images, seeds):
-        p = out / f"seed{s:04d}.png"
-        save_png(make_grid(img[None], 1, pad=0), p)
-        paths.append(p)
-    return paths

@@ -39,15 +39,15 @@ class QualityTracker:
         self.ref_stats: tuple[np.ndarray, np.ndarray] | None = None
 
     def _reference(self) -> tuple[np.ndarray, np.ndarray]:
-        from ..evaluate import Source, load_source, source_features
         from ..metrics.features import FeatureExtractor
+        from ..metrics.sources import Source, reference_source, source_features
         from ..metrics.stats import mean_cov
 
         if self.extractor is None:
             self.extractor = FeatureExtractor(device=str(self.device))
         if self.ref_stats is None:
             like = Source("training data", "generator", data=self.cfg.data)
-            ref = load_source(reference_spec(self.cfg), like=like)
+            ref = reference_source(reference_spec(self.cfg), like=like)
             feats = source_features(ref, self.extractor)
             self.ref_stats = (feats["mu"], feats["sigma"]) if "mu" in feats else mean_cov(
                 feats["pool3"].astype(np.float64))

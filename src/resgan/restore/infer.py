@@ -1,27 +1,19 @@
-"""``resgan restore``: restore images with a built-in model or a trained restore checkpoint.
-
-Any size (reflect-padded to the net's multiple and cropped back), large images in tiles with an
-overlap (memory bounded by the tile), grey / RGB / RGBA (alpha kept) / palette, 8- and 16-bit
-PNG, JPEG. The output has the input's name, size (x scale for SR) and mode. A bad file is one
-line on stderr; the other files are still processed and the exit code says some failed.
+"""Restoration inference, on arrays: load a restore checkpoint / built-in for a task, and run it on
+any size (reflect-padded to the net's multiple and cropped back; a side under
+:data:`MIN_MULTIPLES` multiples edge-padded up to it), large images in tiles with an overlap (memory bounded by
+the tile). Files, masks found beside images and option checks are the request layer's
+(:mod:`resgan.verbs.restore`), which every entry point uses.
 """
 
 from __future__ import annotations
 
-import re
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..accel import autocast, cpu_bf16_pays
-from ..checkpoint import atomic_write_bytes, prepare_dir
-from ..data import IMAGE_EXTS
 from ..errors import ResganError
-from ..imageio import DEFAULT_MAX_PIXELS, encode_image, keep_known, list_folder, read_image, read_mask
 from ..zoo import RestoreModel, load_restorer
 from .models import pad_forward
 
@@ -33,7 +25,9 @@ COLOUR_DEFAULTS = {"denoise": "denoise_color", "jpeg": "jpeg_color"}
 # (the JPEG models differed by up to 2.4 levels at 32 px, 0.01 at 64)
 DEFAULT_OVERLAP = 64
 INPAINT_WHOLE_PIXELS = 2048 * 2048  # inpainting runs on the whole image up to this size (~2 GB peak, FFC net)
-MASK_RE = re.compile(r"_mask\d*$")
+# a side shorter than this many of the net's multiples is edge-padded up to it (and cropped back): the nets
+# downsample and reflect-pad inside, so an image of a few pixels (an 8-px inpainting) failed in their padding
+MIN_MULTIPLES = 2
 
 
 def load_model(task: str, model: str | None = None, device: str | torch.device = "cpu") -> RestoreModel:
@@ -47,12 +41,14 @@ def load_model(task: str, model: str | None = None, device: str | torch.device =
     return check_model(load_restorer(name, device), task)
 
 
-def check_model(m: RestoreModel, task: str, scale: int | None = None) -> RestoreModel:
-    """``m`` can do ``task`` (a "real" model: denoise, deblur and jpeg) at ``scale``, or a ResganError."""
+def check_model(m: RestoreModel, task: str, scale: int | None = None, name: str | None = None) -> RestoreModel:
+    """``m`` can do ``task`` (a "real" model: denoise, deblur and jpeg) at ``scale``, or a ResganError
+    naming it (``name``, else its file)."""
+    name = name or m.source
     if m.kind != task and not (m.kind == "real" and task in ("denoise", "deblur", "jpeg")):
-        raise ResganError(f"{m.source} is a {m.kind} model, not a {task} model")
+        raise ResganError(f"{name} is a {m.kind} model, not a {task} model")
     if scale is not None and scale != m.scale:
-        raise ResganError(f"{m.source} is an x{m.scale} model, not x{scale}")
+        raise ResganError(f"{name} is an x{m.scale} model, not x{scale}")
     return m
 
 
@@ -158,7 +154,7 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
     r = model.cfg.restore
     if model.kind == "inpaint":
         if mask is None:
-            raise ResganError("inpainting needs a mask (--mask, or NAME_mask.png beside NAME.png)")
+            raise ResganError("inpainting needs a mask (white = hole, the image's size)")
         cond = torch.from_numpy(mask.astype(np.float32))[None, None].expand(x.shape[0], 1, h, w)
     elif getattr(model.net, "noise_map", False):
         s = estimate_sigma(img) if sigma is None else sigma
@@ -166,11 +162,19 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
         cond = torch.full((x.shape[0],), min(max(s, lo), hi) / 255.0)
     if model.kind == "inpaint" and h * w <= INPAINT_WHOLE_PIXELS:
         tile = 0  # a fill must see the whole hole and its context: tiles would leave seams across holes
+    least = MIN_MULTIPLES * getattr(model.net, "multiple", 1)
+    ph, pw = max(0, least - h), max(0, least - w)
+    if ph or pw:  # a tiny image: edge-padded (a hole stays a hole), cropped back below
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+        if cond is not None and cond.dim() == 4:
+            cond = torch.nn.functional.pad(cond.contiguous(), (0, pw, 0, ph), mode="replicate")
     x = x.to(device).contiguous(memory_format=torch.channels_last)  # the nets load channels_last (zoo)
     if cond is not None:
         cond = cond.to(device)
     with autocast(device, inference_precision(model, device)):
         y = tiled_forward(model.net, x, cond, tile, overlap, progress).float().cpu()
+    s = getattr(model.net, "scale", 1)
+    y = y[..., : h * s, : w * s]
     if model.channels == 1:
         y = y.transpose(0, 1)
     elif c == 1:
@@ -181,147 +185,8 @@ def restore_array(model: RestoreModel, img: np.ndarray, mask: np.ndarray | None 
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-# ---------------------------------------------------------------- files
-
-
-def find_masks(image: Path, mask_arg: str | None) -> list[Path]:
-    """The mask(s) of ``image``: --mask (a file, or a folder holding a same-named mask), else
-    LaMa's convention: ``NAME_mask*.png`` beside ``NAME.png``."""
-    if mask_arg:
-        p = Path(mask_arg)
-        if p.is_dir():
-            cands = [q for q in sorted(p.iterdir()) if q.stem == image.stem or MASK_RE.sub("", q.stem) == image.stem]
-            if not cands:
-                raise ResganError(f"{image}: no mask named {image.stem}.* in {p}")
-            return cands[:1]
-        if not p.is_file():
-            raise ResganError(f"--mask {p}: no such file or folder")
-        return [p]
-    cands = sorted(q for q in image.parent.glob(f"{image.stem}_mask*") if q.suffix.lower() in IMAGE_EXTS
-                   and MASK_RE.search(q.stem))
-    if not cands:
-        raise ResganError(f"{image}: no mask (give --mask, or put {image.stem}_mask.png beside it)")
-    return cands
-
-
-def collect_inputs(inputs: list[str], task: str) -> list[tuple[Path, Path]]:
-    """(file, name relative to the output folder) for every input; folders are listed (not
-    recursively), skipping LaMa-style ``*_mask*`` files for inpainting."""
-    out: list[tuple[Path, Path]] = []
-    for s in inputs:
-        p = Path(s)
-        if p.is_dir():
-            files = list_folder(p)
-            if task == "inpaint":
-                files = [f for f in files if not MASK_RE.search(f.stem)]
-            out += [(f, Path(f.name)) for f in files]
-        else:
-            out.append((p, Path(p.name)))
-    return out
-
-
 def default_models(task: str, device: str | torch.device = "cpu") -> RestoreModel | dict[int, RestoreModel]:
     """The built-in model of ``task``, or {channels: model} where it has a grey and a colour one."""
     if task in COLOUR_DEFAULTS:
         return {1: load_model(task, RESTORE_TASKS[task], device), 3: load_model(task, COLOUR_DEFAULTS[task], device)}
     return load_model(task, None, device)
-
-
-def restore_file(model: RestoreModel | dict[int, RestoreModel], path: Path, out_path: Path,
-                 mask_arg: str | None = None, sigma: float | None = None, tile: int = 512,
-                 overlap: int = DEFAULT_OVERLAP, max_pixels: int = DEFAULT_MAX_PIXELS, quality: int = 95) -> list[Path]:
-    """Restore one file; returns the written paths (inpainting with several LaMa masks: one each).
-    ``model`` may be {channels: model}: the image's mode (grey or colour) picks one. ``quality``: of a
-    JPEG / WebP output file."""
-    loaded = read_image(path, max_pixels)
-    if isinstance(model, dict):
-        model = model[loaded.data.shape[2]]
-    h, w = loaded.data.shape[:2]
-    jobs: list[tuple[np.ndarray | None, Path]] = [(None, out_path)]
-    if model.kind == "inpaint":
-        masks = find_masks(path, mask_arg)
-        jobs = [(read_mask(m, (w, h), max_pixels), out_path if len(masks) == 1 else out_path.with_name(
-            m.stem + out_path.suffix)) for m in masks]
-    written = []
-    for mask, dest in jobs:
-        if dest.resolve() == path.resolve():
-            raise ResganError(f"{path}: the output would overwrite the input; choose another --out")
-        res = restore_array(model, loaded.data, mask, sigma, tile, overlap)
-        if mask is None:
-            data = encode_image(res, loaded, dest, quality)
-        else:  # inpainting: known pixels bit-identical to the input's stored integers
-            data = keep_known(res, loaded, mask, dest, quality)
-        atomic_write_bytes(dest, data)
-        written.append(dest)
-    return written
-
-
-def check_options(task: str, model: str | None = None, scale: int | None = None, sigma: float | None = None,
-                  tile: int = 512, overlap: int = DEFAULT_OVERLAP, quality: int = 95) -> None:
-    """The options of a restore call (command line or Python API), checked before any model is loaded."""
-    if task not in RESTORE_TASKS:
-        raise ResganError(f"unknown task {task!r}; choose one of {', '.join(RESTORE_TASKS)}")
-    if scale is not None and scale not in (2, 3, 4):
-        raise ResganError(f"unknown scale {scale}; choose 2, 3 or 4")
-    if scale is not None and task != "sr":
-        raise ResganError("--scale applies to --task sr only")
-    if sigma is not None and not 0 <= sigma <= 255:
-        raise ResganError(f"--sigma must be within 0..255, got {sigma}")
-    if not 1 <= quality <= 100:
-        raise ResganError(f"--quality must be within 1..100, got {quality}")
-    if tile < 0 or overlap < 0 or (tile and overlap * 2 >= tile):
-        raise ResganError("--tile must be 0 (off) or more than twice --overlap")
-    if model is None and task == "sr" and scale not in (None, 4):
-        raise ResganError(f"the built-in sr model is x4; for x{scale} pass --model RUN_DIR of an x{scale} model")
-
-
-def select_model(task: str, model: str | Path | None = None, scale: int | None = None,
-                 device: str | torch.device = "cpu") -> RestoreModel | dict[int, RestoreModel]:
-    """``model`` (checked against ``task`` and ``scale``), else the task's built-in(s)."""
-    if model:
-        return check_model(load_model(task, str(model), device), task, scale)
-    return default_models(task, device)
-
-
-def output_file(inputs: list[str], files: list[tuple[Path, Path]], out: Path) -> Path | None:
-    """``--out`` as the output file itself: one input file and an image-file name that is not an
-    existing folder (``restore x.png --out y.png``, as ``generate`` takes a .png). None: a folder."""
-    if out.is_dir() or out.suffix.lower() not in IMAGE_EXTS:
-        return None
-    if len(inputs) != 1 or len(files) != 1 or Path(inputs[0]).is_dir():
-        raise ResganError(f"--out {out}: a file name takes one input file; for several inputs or a folder give "
-                          "an output folder (without an image suffix)")
-    return out
-
-
-def restore_paths(inputs: list[str], task: str, out: str, model: str | None = None, mask: str | None = None,
-                  scale: int | None = None, sigma: float | None = None, tile: int = 512, overlap: int = DEFAULT_OVERLAP,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, device: str = "cpu", quiet: bool = False,
-                  quality: int = 95) -> int:
-    """The ``resgan restore`` command: 0 when every file was restored, 1 when some failed."""
-    check_options(task, model, scale, sigma, tile, overlap, quality)
-    m = select_model(task, model, scale, device)
-    files = collect_inputs(inputs, task)
-    if not files:
-        raise ResganError(f"no input images in {', '.join(inputs)}")
-    out_file = output_file(inputs, files, Path(out))
-    # one line for a place that cannot be written, not one per file
-    out_dir = prepare_dir(out_file.parent if out_file is not None else Path(out))
-    failed: list[str] = []
-    for path, name in files:
-        t0 = time.perf_counter()
-        try:
-            dest = out_file if out_file is not None else out_dir / name
-            written = restore_file(m, path, dest, mask, sigma, tile, overlap, max_pixels, quality)
-        except ResganError as e:
-            msg = str(e)
-            print(f"resgan: error: {msg if msg.startswith(str(path)) else f'{path}: {msg}'}", file=sys.stderr)
-            failed.append(str(path))
-            continue
-        if not quiet:
-            for d in written:
-                print(f"{path} -> {d} ({time.perf_counter() - t0:.2f} s)")
-    if failed:
-        print(f"resgan: {len(failed)} of {len(files)} files failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
