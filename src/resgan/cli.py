@@ -83,8 +83,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ResganError("generate needs --out (a .png file for one grid, or a folder for one PNG per seed)")
     req = V.generate_request(args.seeds, args.class_, args.psi, args.trunc)
-    out = V.check_out(Path(args.out), req)  # before the work: a place that cannot be written is one line
     G, names = generator(args.source, args.device)
+    V.class_of(G, names, req)
+    out = V.check_out(Path(args.out), req)  # before the work: a place that cannot be written is one line
     paths = V.write(V.run(G, names, req), out)
     print(f"wrote {paths[0]}" if len(paths) == 1 else f"wrote {len(paths)} images to {args.out}")
     return 0

@@ -197,6 +197,22 @@ def decode_bytes(data: bytes, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
         raise ResganError(f"{what}: cannot read image (corrupt, truncated or not an image): {_first_line(e)}") from None
 
 
+def _unread_jpeg_scans(img: Image.Image) -> int:
+    """The scans of an opened, not yet decoded JPEG (the Python API's PIL images), from its file; 0 once
+    decoded (the work is done) or when the file cannot be read back."""
+    fp = getattr(img, "fp", None)
+    if fp is None or not getattr(img, "tile", None):
+        return 0
+    try:
+        pos = fp.tell()
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return jpeg_scans(data) if data[:3] == b"\xff\xd8\xff" else 0
+
+
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded:
     """An image file -> :class:`Loaded`, by :func:`decode_bytes`; a bad file is a ResganError naming it."""
     path = Path(path)
@@ -213,11 +229,19 @@ def from_pil(img: Image.Image, what: str = "image") -> Loaded:
     """A PIL image (opened from a file or made in memory) -> :class:`Loaded` by the module's rules."""
     if img.width < 1 or img.height < 1:
         raise ResganError(f"{what}: empty image ({img.width}x{img.height})")
-    if getattr(img, "is_animated", False) and img.format != "MPO":
-        raise ResganError(f"{what}: has more than one frame (an animated or multi-page {img.format or 'image'}); "
-                          "resgan takes one still image: save the frame you want as PNG")
-    img.load()
-    img = ImageOps.exif_transpose(img)
+    try:
+        if getattr(img, "is_animated", False) and img.format != "MPO":
+            raise ResganError(f"{what}: has more than one frame (an animated or multi-page "
+                              f"{img.format or 'image'}); resgan takes one still image: save the frame you want as PNG")
+        if img.format in ("JPEG", "MPO") and _unread_jpeg_scans(img) > MAX_JPEG_SCANS:
+            raise ResganError(f"{what}: a JPEG with more than {MAX_JPEG_SCANS} scans (decoding it would take "
+                              "minutes); re-save it as a baseline JPEG or PNG")
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except ResganError:
+        raise
+    except DECODE_ERRORS as e:
+        raise ResganError(f"{what}: cannot read image (corrupt, truncated or not an image): {_first_line(e)}") from None
     mode = img.mode
     if mode in ("P", "PA"):
         img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")

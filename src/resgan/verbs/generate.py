@@ -55,10 +55,15 @@ class Generated:
     seeds: tuple[int, ...]
 
 
+def class_of(G: torch.nn.Module, classes: list[str], req: GenerateRequest) -> int | None:
+    """The request's class (a name or an index) as the index of ``G``'s class ``classes``; None: seed % classes."""
+    return sampling.class_index(list(classes) if G.num_classes else [], req.class_, "class")
+
+
 def run(G: torch.nn.Module, classes: list[str], req: GenerateRequest) -> Generated:
     """One image per seed from generator ``G`` (class names ``classes``, in label order)."""
     names = list(classes) if G.num_classes else []
-    idx = sampling.class_index(names, req.class_, "class")
+    idx = class_of(G, classes, req)
     images, labels = sampling.generate(G, list(req.seeds), idx, req.trunc, req.psi)
     label_list = labels.tolist() if labels is not None else [None] * len(req.seeds)
     return Generated(to_uint8(images), label_list, names, req.seeds)
