@@ -148,7 +148,8 @@ def test_generate_images_match_the_cli(models, tmp_path):
                             ({"seeds": [-1]}, "seeds must be within"), ({"class_": "cat"}, "unknown class 'cat'"),
                             ({"psi": 5}, "psi must be within 0..2"), ({"trunc": 0}, "trunc must be a finite"),
                             ({"psi": "0.7"}, "psi must be a number"), ({"trunc": [1]}, "trunc must be a number"),
-                            ({"seeds": [float("inf")]}, "seeds: give whole numbers"), ({"class_": 1.5}, "class must be"),
+                            ({"seeds": [float("inf")]}, "seeds: give whole numbers"),
+                            ({"class_": 1.5}, "class must be"),
                             ({"seeds": range(10**12)}, "over the limit of 100,000"),
                             ({"seeds": (s for s in range(10**9))}, "over the limit of 100,000")]:
         with pytest.raises(ResganError, match=message.replace("(", r"\(")):
