@@ -72,14 +72,14 @@ def test_resume_rules(tmp_path):
 
 def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "latest.safetensors"
-    save_checkpoint(path, {"w": torch.ones(3)}, {"step": 1})
+    save_checkpoint(path, {"w": torch.ones(3)}, {"kind": "train", "step": 1})
 
     def crash(fd):
         raise OSError("simulated power cut during fsync")
 
     monkeypatch.setattr(ckpt_mod.os, "fsync", crash)
     with pytest.raises(ResganError, match=rf"{path}: cannot write \(simulated"):  # one line naming the file
-        save_checkpoint(path, {"w": torch.zeros(3)}, {"step": 2})
+        save_checkpoint(path, {"w": torch.zeros(3)}, {"kind": "train", "step": 2})
     monkeypatch.undo()
     tensors, meta = load_checkpoint(path)
     assert meta["step"] == 1 and torch.equal(tensors["w"], torch.ones(3))

@@ -45,6 +45,27 @@ def cpu_bf16_pays() -> bool:
     return cpu_has_amx() or _probe("_is_avx512_bf16_supported")
 
 
+def torch_device(name: str | torch.device, what: str = "--device") -> torch.device:
+    """A device name (``cpu``, ``cuda``, ``cuda:N``, ``mps``) as a torch.device this machine has, or a
+    ResganError naming the option (``what``) and why, before any model is built or moved."""
+    try:
+        dev = name if isinstance(name, torch.device) else torch.device(str(name).strip())
+    except (RuntimeError, TypeError, ValueError):
+        raise ResganError(f"{what} {name!r} is not a device; give cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ResganError(f"{what} {name}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= count:
+            raise ResganError(f"{what} {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ResganError(f"{what} {name}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ResganError(f"{what} {name!r}: resgan runs on cpu, cuda, cuda:N or mps")
+    return dev
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` -> the fastest sound precision for ``device``; other names are checked and returned."""
     if precision not in PRECISIONS:

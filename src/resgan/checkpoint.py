@@ -21,9 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
 from .errors import ResganError
+from .runlock import LOCK_NAME, held_here
 
 FORMAT = "resgan-checkpoint/1"
 LATEST = "latest.safetensors"  # the newest whole checkpoint of a run directory
+RUN_FILES = ("config.yaml", "metrics.jsonl", "report.html")  # a run's own files beside it (and samples/)
+MAX_HEADER = 256 * 2**20  # a safetensors header larger than this is not read as one
 
 
 def checkpoint_file(path: str | Path) -> Path | None:
@@ -82,14 +85,65 @@ def new_file_mode(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
+def _training_meta(head: bytes) -> dict | None:
+    """The settings in a safetensors header's JSON when they are a resgan training checkpoint's."""
+    try:
+        md = json.loads(head).get("__metadata__") or {}
+        meta = json.loads(md["meta"]) if md.get("format") == FORMAT else None
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("kind") == "train" else None
+
+
+def training_header(path: Path) -> dict | None:
+    """The header settings of ``path`` if it is a resgan training checkpoint (whatever its name), read
+    from its header alone; None for any other file, or none."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            head = f.read(n) if 2 <= n <= MAX_HEADER else b""
+    except OSError:
+        return None
+    return _training_meta(head) if head else None
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder holding a run: its training checkpoint, or the lock of a run in progress."""
+    return (path / LATEST).is_file() or (path / LOCK_NAME).exists()
+
+
+def check_overwrite(path: str | Path, data: bytes | None = None) -> None:
+    """Refuse to write ``data`` (None: not yet made) at ``path`` where it would replace a training
+    checkpoint (any file whose header says it is one) or take a run's checkpoint name
+    (``latest.safetensors``), since the run could never resume; or replace one of a run's own files
+    (config.yaml, metrics.jsonl, report.html, samples/) unless this process holds that run's
+    folder (:mod:`resgan.runlock`). A training checkpoint itself is what ``resgan train`` writes
+    into the folder it holds. Called by every writer (:func:`atomic_write_bytes`) and, before any
+    work, by the commands that take an output path."""
+    path = Path(path)
+    if data is not None and len(data) > 8 and _training_meta(data[8:8 + int.from_bytes(data[:8], "little")]):
+        return  # a training checkpoint: only resgan train writes one, into the run folder it holds
+    meta = training_header(path) if path.is_file() else None
+    if meta is not None:
+        raise ResganError(f"{path} is a training checkpoint (step {meta.get('step', '?')}); refusing to write "
+                          "over it with anything else (the run could not resume): choose another output")
+    if path.name == LATEST:
+        raise ResganError(f"{path}: {LATEST} is the name of a run's training checkpoint; choose another file name")
+    run = path.parent.parent if path.parent.name == "samples" else path.parent
+    if (path.name in RUN_FILES or run != path.parent) and is_run_dir(run) and not held_here(run):
+        raise ResganError(f"{path} is one of the files of the run in {run}; choose another output")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
     The file gets the mode a plain write would give (0666 less the umask; a replaced file keeps its
     own). A place that cannot be written (permissions, a file where a folder is needed, a folder
-    where the file should go, /proc, a full disk) is a ResganError naming ``path``."""
+    where the file should go, /proc, a full disk) is a ResganError naming ``path``, and so is a
+    training checkpoint or a run's own file that ``data`` would replace (:func:`check_overwrite`)."""
     path = Path(path)
     if path.is_dir():
         raise ResganError(f"{path}: is a folder, but a file is to be written there")
+    check_overwrite(path, data)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

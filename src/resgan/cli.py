@@ -144,6 +144,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise ResganError(f"resgan serve needs the serve extra ({e.name} is missing): "
                           "pip install 'resgan[serve]'") from None
+    from .serve.startup import check_serve_options
+
+    check_serve_options(args.host, args.port, args.workers, args.queue, args.timeout, args.max_upload_mb,
+                        args.max_pixels)  # before any model is loaded
     limits = Limits(max_body_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels, workers=args.workers,
                     queue=args.queue, timeout_s=args.timeout)
     return serve(args.models, host=args.host, port=args.port, device=args.device, limits=limits)

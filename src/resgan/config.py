@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .errors import ResganError
+from .settings import check_settings
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # train.precision (see resgan.accel)
 
@@ -301,6 +302,9 @@ def infers(cfg: Config) -> bool:
 
 
 def validate(cfg: Config) -> None:
+    """Every setting (:func:`resgan.settings.check_settings`: ranges, choices, finite numbers), then the
+    rules between settings; the first bad one is a ResganError naming its key."""
+    check_settings(cfg)
     t = cfg.train
     checks = [
         (cfg.task in TASK_NAMES, f"unknown task {cfg.task!r}; choose one of {', '.join(TASK_NAMES)}"),

@@ -38,6 +38,12 @@ class World:
 SINGLE = World()
 
 
+def writes_here() -> bool:
+    """Whether this process will be the one that writes (rank 0 of torchrun, or a world of one), known
+    before :func:`init_world` joins the group: torchrun's RANK, read as init_world's world is made."""
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
+
+
 def init_world(device_name: str) -> World:
     """Join the torchrun process group when WORLD_SIZE > 1; otherwise a world of one."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

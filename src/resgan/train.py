@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -21,8 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ._version import __version__
+from .accel import torch_device
 from .checkpoint import (
     LATEST,
+    RUN_FILES,
     atomic_write_bytes,
     load_checkpoint,
     optimizer_from_flat,
@@ -32,13 +35,14 @@ from .checkpoint import (
     save_checkpoint,
     unprefixed,
 )
-from .config import Config, apply_overrides, config_from_dict, stored_config
+from .config import Config, apply_overrides, config_from_dict, stored_config, validate
 from .data import BatchSampler, ImageSet, to_float
-from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown
+from .dist import SINGLE, World, average_stats, barrier, init_world, shutdown, writes_here
 from .errors import ResganError, Stopped, TrainingDiverged
 from .gan.task import GAN
 from .report import MetricsLog, make_grid, save_png, write_report
 from .restore.task import Restorer
+from .runlock import RunLock, hold_run
 from .zoo import init_weights
 
 CHECKPOINT = LATEST
@@ -101,9 +105,7 @@ def request_stop(signum=None, frame=None) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ResganError(f"train.device={name} but CUDA is not available")
-    return torch.device(name)
+    return torch_device(name, "train.device")
 
 
 def save_run_checkpoint(path: Path, task, step: int, sampler: BatchSampler, classes: list[str]) -> None:
@@ -126,18 +128,73 @@ def save_run_checkpoint(path: Path, task, step: int, sampler: BatchSampler, clas
     save_checkpoint(path, tensors, meta)
 
 
+def _whole(v, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def check_run_header(path: Path, meta: dict) -> Config:
+    """A training checkpoint's header, field by field, and its stored config (every setting checked):
+    a damaged or hand-edited header is one line naming the field, never a traceback from the loop."""
+    def bad(key: str, want: str) -> ResganError:
+        got = json_short(meta.get(key))
+        return ResganError(f"checkpoint {path}: header field {key!r} must be {want}, got {got} (edited or damaged)")
+
+    if meta.get("kind") != "train":
+        raise ResganError(f"{path} is not a training checkpoint")
+    if meta.get("task") not in TASKS:
+        raise bad("task", f"one of {', '.join(TASKS)}")
+    for key in ("step", "steps_done"):
+        if not _whole(meta.get(key)):
+            raise bad(key, "a whole number >= 0")
+    if not isinstance(meta.get("config"), dict):
+        raise bad("config", "a mapping of settings")
+    classes = meta.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise bad("classes", "a list of class names")
+    s = meta.get("sampler")
+    if not isinstance(s, dict) or not (_whole(s.get("epoch")) and _whole(s.get("pos"))):
+        raise bad("sampler", "a mapping of whole numbers 'epoch' and 'pos' (the data order's position)")
+    opts = meta.get("optimizers")
+    if not isinstance(opts, dict) or not all(isinstance(o, dict) and isinstance(o.get("param_groups"), list)
+                                             and isinstance(o.get("scalars"), dict) for o in opts.values()):
+        raise bad("optimizers", "a mapping of each optimizer's 'param_groups' (a list) and 'scalars' (a mapping)")
+    if "threads" in meta and not _whole(meta["threads"], 1):
+        raise bad("threads", "a whole number >= 1")
+    try:
+        cfg = stored_config(meta["config"])
+    except ResganError as e:
+        raise ResganError(f"checkpoint {path}: header field 'config': {e}") from None
+    if cfg.task != meta["task"]:
+        raise ResganError(f"checkpoint {path}: header field 'task' is {meta['task']!r} but its config's task is "
+                          f"{cfg.task!r} (edited or damaged)")
+    return cfg
+
+
+def json_short(value, limit: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_run_checkpoint(path: Path, task, sampler: BatchSampler) -> int:
     tensors, meta = load_checkpoint(path)
+    check_run_header(path, meta)
+    rng = tensors.get("rng.cpu")
+    if rng is None or rng.dtype != torch.uint8:
+        raise ResganError(f"checkpoint {path}: tensor 'rng.cpu' (the random state) is missing or not bytes")
     try:
         for name, module in task.modules().items():
             module.load_state_dict(unprefixed(name, tensors))
         for name, opt in task.optimizers().items():
             optimizer_from_flat(opt, name, tensors, meta["optimizers"][name])
-    except (RuntimeError, KeyError, ValueError) as e:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
         raise ResganError(f"checkpoint {path} does not fit this model: {str(e).splitlines()[0]}") from None
     sampler.load_state_dict(meta["sampler"])
     task.steps_done = int(meta["steps_done"])
-    torch.set_rng_state(tensors["rng.cpu"])
+    try:
+        torch.set_rng_state(rng)
+    except RuntimeError as e:
+        raise ResganError(f"checkpoint {path}: tensor 'rng.cpu' is not a random state ({str(e).splitlines()[0]})") \
+            from None
     cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
     if cuda_states:
         torch.cuda.set_rng_state_all(cuda_states)
@@ -157,9 +214,7 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, steps: int 
     if not (run_dir / CHECKPOINT).exists():
         raise ResganError(f"--resume: no checkpoint in {run_dir}")
     _, meta = load_checkpoint(run_dir / CHECKPOINT)
-    if meta.get("kind") != "train" or not isinstance(meta.get("config"), dict):
-        raise ResganError(f"{run_dir / CHECKPOINT} is not a training checkpoint")
-    saved = stored_config(meta["config"])
+    saved = check_run_header(run_dir / CHECKPOINT, meta)
     stored = saved.to_dict()
     new = config_from_dict(apply_overrides(copy.deepcopy(stored), list(overrides or [])))
     for text in overrides or []:
@@ -171,7 +226,11 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None, steps: int 
                 raise ResganError(f"--set {key}={b!r}: the run in {run_dir} was trained with {key}={a!r}; a resumed "
                                   "run keeps its task, data, model and seed (use another --out for a new run)")
     if steps is not None:
+        if not _whole(steps, meta["step"]):
+            raise ResganError(f"--steps {steps}: the run in {run_dir} is at step {meta['step']} already; --steps is "
+                              f"the run's total, so give {meta['step']} or more")
         new = dataclasses.replace(new, train=dataclasses.replace(new.train, steps=steps))
+        validate(new)
     return new
 
 
@@ -186,28 +245,44 @@ def train(cfg: Config, run_dir: Path, resume: bool = False, progress: bool = Tru
     """Train ``cfg`` in ``run_dir`` up to ``cfg.train.steps`` generator steps; returns the checkpoint path.
 
     Under torchrun (WORLD_SIZE > 1) every rank runs this; rank 0 alone writes (see :mod:`resgan.dist`).
+    Every setting is checked first (``cfg`` may have been changed since it was loaded, e.g. by
+    ``--steps``); then rank 0 takes the run folder's lock (:mod:`resgan.runlock`) before it reads,
+    writes or cleans up anything there, and holds it to the end: a second process on the same folder
+    is refused, and a failure before anything was written leaves no new folder behind.
     """
     run_dir = Path(run_dir)
-    ckpt_path = run_dir / CHECKPOINT
+    validate(cfg)
+    pick_device(cfg.train.device)  # a device this machine lacks: refused before the data loads
     _STOP.clear()  # a stop asked from here on (even while the data loads) ends the run after a whole step
+    with hold_run(run_dir, enabled=writes_here()) as lock:
+        check_run_dir(run_dir, resume)
+        data = TASKS[cfg.task].load_data(cfg)
+        cfg = TASKS[cfg.task].configure(cfg, data)
+        world = init_world(cfg.train.device)
+        if data.note and world.is_main and not resume:  # what was inferred from the data (the folder preset)
+            print(data.note)
+        try:
+            return _train(cfg, data, run_dir, resume, progress, world, lock)
+        finally:
+            shutdown(world)
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """``--resume`` needs the run's checkpoint; a fresh run needs a folder that holds no run, so that
+    nothing of an earlier one (its checkpoint, config, metrics, samples) is replaced."""
+    ckpt_path = run_dir / CHECKPOINT
     if resume and not ckpt_path.exists():
         raise ResganError(f"--resume: no checkpoint in {run_dir}")
     if not resume and ckpt_path.exists():
         raise ResganError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    if cfg.task not in TASKS:
-        raise ResganError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    data = TASKS[cfg.task].load_data(cfg)
-    cfg = TASKS[cfg.task].configure(cfg, data)
-    world = init_world(cfg.train.device)
-    if data.note and world.is_main and not resume:  # what was inferred from the data (the folder preset)
-        print(data.note)
-    try:
-        return _train(cfg, data, run_dir, resume, progress, world)
-    finally:
-        shutdown(world)
+    left = [n for n in (*RUN_FILES, "samples") if (run_dir / n).exists()] if not resume else []
+    if left:
+        raise ResganError(f"{run_dir} holds the files of an earlier run ({', '.join(left)}) but no checkpoint to "
+                          "resume; choose another --out, or remove them to start afresh there")
 
 
-def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: bool, world: World) -> Path:
+def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: bool, world: World,
+           lock: RunLock) -> Path:
     ckpt_path = run_dir / CHECKPOINT
     device = pick_device(cfg.train.device)
     if device.type == "cuda" and world.size > 1:
@@ -226,6 +301,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
 
     main = world.is_main
     if main:
+        lock.keep_dir = True  # from here on the run folder holds this run
         prepare_dir(run_dir / "samples")  # a place that cannot be written: one line naming it
         for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # our own writer's, left by a kill mid-write
             stale.unlink(missing_ok=True)

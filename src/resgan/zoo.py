@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ._version import __version__
+from .accel import torch_device
 from .checkpoint import checkpoint_file, load_checkpoint, save_checkpoint, unprefixed
 from .config import Config, apply_overrides, config_from_dict, parse_override, stored_config
 from .errors import ResganError
@@ -148,6 +149,7 @@ def _fit(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what:
 
 def load_generator(source: str | Path, device: str | torch.device = "cpu") -> tuple[ResNetGenerator, dict]:
     """The EMA generator of a run or an exported generator, in eval mode, and the checkpoint's meta."""
+    device = torch_device(device)
     path = resolve_file(source)
     cfg, meta, state = _load_ema(path, "gan", "a GAN checkpoint")
     G = build_generator(cfg)
@@ -177,6 +179,7 @@ class RestoreModel:
 
 def load_restorer(source: str | Path, device: str | torch.device = "cpu") -> RestoreModel:
     """The EMA net of a restore run or an exported restorer, in eval mode (any kind)."""
+    device = torch_device(device)
     path = resolve_file(source)
     cfg, meta, state = _load_ema(path, "restore", "a restoration model")
     net = build_net(cfg)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..accel import cpu_bf16_pays
+from ..accel import cpu_bf16_pays, torch_device
 from ..errors import ResganError
 from .inception import FIDInception, load_inception
 from .preprocess import preprocess
@@ -77,7 +77,7 @@ class FeatureExtractor:
         self.weights_path = base.weights_path
         self.has_logits = base.has_logits
         self.fast, self.batch_size = fast, batch_size
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         net: FIDInception = base.folded() if fold_bn else base
         net = net.to(self.device, memory_format=torch.channels_last)
         if fast:
