@@ -38,7 +38,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="resgan serve needs uvicorn")
 from test_serve import photo, tiny_generator_file, tiny_model_file  # noqa: E402
 from test_serve_robustness import running_server  # noqa: E402
 
-from resgan.serve import app as serve_app  # noqa: E402
+from resgan.serve import routes as serve_app  # noqa: E402 (where the routes find restore_png / G.run)
 from resgan.serve.app import ApiError, Limits, load_registry  # noqa: E402
 from resgan.zoo import builtin_path  # noqa: E402
 
@@ -329,7 +329,7 @@ def gate(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(serve_app, "restore_png", held(serve_app.restore_png))
-    monkeypatch.setattr(serve_app, "generate", held(serve_app.generate))
+    monkeypatch.setattr(serve_app.G, "run", held(serve_app.G.run))
     yield ev, calls
     ev.set()
 
@@ -367,7 +367,7 @@ def test_buttons_disabled_and_a_clock_while_running(page, small_photo, gate):
     ev.set()
     p.wait_for_selector("#grid:not([hidden])", timeout=30_000)
     assert p.locator("#gen-run").is_enabled() and p.locator("#gen-busy").is_hidden()
-    assert calls == ["restore_png", "generate"]
+    assert calls == ["restore_png", "run"]  # verbs.generate.run
     page.check()
 
 
@@ -377,12 +377,12 @@ def test_tile_progress_while_a_tiled_job_runs(page, small_photo, monkeypatch):
     h, w = img.shape[:2]
     ev, real = threading.Event(), serve_app.restore_png
 
-    def tiled(*args):  # (model, loaded, mask, sigma, tile, overlap, progress): 6 of 24 tiles, then held
+    def tiled(*args):  # (models, request, image, mask, limits, progress): 6 of 24 tiles, then held
         for done in range(7):
-            args[6](done, 24)
+            args[5](done, 24)
         assert ev.wait(30)
-        args[6](24, 24)
-        return real(*args[:6])
+        args[5](24, 24)
+        return real(*args[:5])
 
     monkeypatch.setattr(serve_app, "restore_png", tiled)
     page.open_photo(src, 10)
