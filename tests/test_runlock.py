@@ -122,6 +122,23 @@ def test_two_trainings_on_one_folder_then_kill_9_and_a_clean_resume(tmp_path, ca
     assert not (run / LOCK_NAME).exists() and not list(run.glob(".*.tmp"))
 
 
+def test_a_resume_removes_the_temp_files_a_kill_left_of_every_run_file(tmp_path, run):
+    """A kill -9 can land while any run file is being written: the resumed run (holding the lock) removes
+    the writer's temp files of the checkpoint, config, metrics, report and grids, and nothing else."""
+    import shutil
+
+    r = tmp_path / "run"
+    shutil.copytree(run, r)
+    stale = [r / ".latest.safetensors.ab12.tmp", r / ".report.html.cd34.tmp", r / ".metrics.jsonl.x.tmp",
+             r / ".config.yaml.y.tmp", r / "samples" / ".step_0000002.png.z.tmp"]
+    keep = r / "notes.tmp"
+    for p in [*stale, keep]:
+        p.write_bytes(b"partial")
+    train(load_config("digits", tiny_overrides(**{"train.steps": 3})), r, resume=True, progress=False)
+    assert [p for p in stale if p.exists()] == []
+    assert keep.read_bytes() == b"partial"
+
+
 def test_a_failure_before_anything_is_written_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "run"
     code, err = cli(capsys, "train", "mnist", "--out", out, "--set", f"data.path={tmp_path / 'missing'}")
