@@ -303,7 +303,7 @@ def _train(cfg: Config, data: ImageSet, run_dir: Path, resume: bool, progress: b
     if main:
         lock.keep_dir = True  # from here on the run folder holds this run
         prepare_dir(run_dir / "samples")  # a place that cannot be written: one line naming it
-        for name in (CHECKPOINT, *RUN_FILES):  # our own writer's temp files, left by a kill mid-write (we hold the lock)
+        for name in (CHECKPOINT, *RUN_FILES):  # our writer's temp files left by a kill (we hold the lock)
             for stale in run_dir.glob(f".{name}.*.tmp"):
                 stale.unlink(missing_ok=True)
         for stale in (run_dir / "samples").glob(".step_*.tmp"):
