@@ -131,6 +131,8 @@ def test_unknown_task_scale_and_model(tmp_path, capsys, denoiser):
                       (["--task", "denoise", "--mask", str(tmp_path / "x.png")], "mask applies to task inpaint only"),
                       (["--task", "sr", "--sigma", "10"], "sigma applies to task denoise only, not sr"),
                       (["--task", "denoise", "--tile", "129", "--overlap", "64"], "tile must be 0 (off) or at least"),
+                      # tile 160 / overlap 64 has a 32-px useful part: 25x the work per pixel; tile >= 4 x overlap
+                      (["--task", "denoise", "--tile", "160", "--overlap", "64"], "= 256 (tile 160, overlap 64"),
                       (["--task", "deblur"], "no built-in model for --task deblur"),
                       (["--task", "sr", "--model", str(denoiser)], "is a denoise model, not a sr model"),
                       (["--task", "denoise", "--model", str(tmp_path / "nope")], "no model"),
@@ -139,6 +141,18 @@ def test_unknown_task_scale_and_model(tmp_path, capsys, denoiser):
                       (["--task", "jpeg", "--quality", "101"], "quality must be within 1..100")):
         code, err = run(capsys, tmp_path / "x.png", *args, "--out", tmp_path / "o")
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_the_smallest_tile_the_rule_allows_is_accepted(tmp_path, capsys, denoiser):
+    """tile >= max(4 x overlap, 2 x overlap + 32): 256 / 64 and 36 / 2 run, one pixel less is refused."""
+    Image.fromarray(photo(40, 40, 1)).save(tmp_path / "x.png")
+    for tile, overlap in ((256, 64), (36, 2)):
+        code, err = run(capsys, tmp_path / "x.png", "--task", "denoise", "--model", denoiser, "--tile", tile,
+                        "--overlap", overlap, "--out", tmp_path / f"t{tile}.png")
+        assert code == 0, err
+        code, err = run(capsys, tmp_path / "x.png", "--task", "denoise", "--model", denoiser, "--tile", tile - 1,
+                        "--overlap", overlap, "--out", tmp_path / f"u{tile}.png")
+        assert code == 2 and f"= {tile} (tile {tile - 1}" in err, err
 
 
 def test_quality_sets_the_jpeg_output_quality(tmp_path, capsys, denoiser):

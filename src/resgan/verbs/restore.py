@@ -19,6 +19,7 @@ from .options import number, source, whole
 
 SCALES = (2, 3, 4)
 MIN_TILE_CORE = 32  # a tile's useful part (tile - 2 x overlap): below, tiling costs many times the work
+MAX_TILE_WORK = 4  # tile >= 4 x overlap: the useful part is at least half the tile, at most 4x the work per pixel
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,11 @@ def restore_request(task: Any, model: Any = None, *, mask: bool = False, sigma: 
         if task != "sr":
             raise ResganError(f"scale applies to task sr only, not {task}")
     tile, overlap = whole(tile, "tile", 0), whole(overlap, "overlap", 0)
-    if tile and tile - 2 * overlap < MIN_TILE_CORE:
-        least = 2 * overlap + MIN_TILE_CORE
-        raise ResganError(f"tile must be 0 (off) or at least 2 x overlap + {MIN_TILE_CORE} = {least} (tile {tile}, "
-                          f"overlap {overlap}: smaller tiles redo most of the work)")
+    least = max(MAX_TILE_WORK * overlap, 2 * overlap + MIN_TILE_CORE)
+    if tile and tile < least:
+        raise ResganError(f"tile must be 0 (off) or at least max({MAX_TILE_WORK} x overlap, 2 x overlap + "
+                          f"{MIN_TILE_CORE}) = {least} (tile {tile}, overlap {overlap}: smaller tiles redo most "
+                          "of the work)")
     return RestoreRequest(task, model, bool(mask), sigma, scale, tile, overlap, whole(quality, "quality", 1, 100))
 
 
