@@ -235,9 +235,72 @@ def test_the_program_sets_allocator_and_default_threads(tmp_path, spies, monkeyp
     assert runtime.default_threads() == 1
 
 
-def test_default_threads_leave_busy_cores_alone(monkeypatch):
+def proc_stat(ticks: dict[int, tuple[int, int]]) -> str:
+    """/proc/stat's text where CPU c has spent ``ticks[c]`` = (busy, idle) clock ticks since boot."""
+    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+    for c, (busy, idle) in ticks.items():  # user nice system idle iowait irq softirq steal guest guest_nice
+        user, system = busy - busy // 4 - 4, busy // 4  # + nice 1, softirq 3; guest is inside user
+        lines.append(f"cpu{c} {user} 1 {system} {idle - idle // 10} {idle // 10} 0 3 0 {user // 2} 0")
+    return "\n".join([*lines, "intr 1 2 3", "ctxt 99", "btime 1700000000", "procs_running 3", ""])
+
+
+@pytest.fixture
+def fake_cpus(tmp_path, monkeypatch):
+    """A fake /proc/stat: ``fake_cpus(busy_now, cpus=..., load=...)`` makes every sample from then on see
+    CPU c busy ``busy_now[c]`` of the time (the file advances 100 ticks per CPU during the sampler's sleep),
+    with a 1-minute load average of ``load`` beside it; returns the sleeps the sampler asked for."""
     from resgan import runtime
 
+    stat = tmp_path / "stat"
+    sleeps = []
+
+    def setup(busy_now: dict[int, float], cpus: set[int] | None = None, load: float = 0.0):
+        ticks = {c: (50_000 + 7 * c, 20_000 + 3 * c) for c in busy_now}  # the past: whatever it was
+        stat.write_text(proc_stat(ticks))
+        monkeypatch.setattr(runtime, "PROC_STAT", str(stat))
+        monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(cpus or busy_now), raising=False)
+        monkeypatch.setattr(runtime.os, "getloadavg", lambda: (load, load, load))
+
+        def sleep(seconds):  # the sample's interval: the CPUs run as told meanwhile
+            sleeps.append(seconds)
+            for c, share in busy_now.items():
+                busy, idle = ticks[c]
+                ticks[c] = busy + round(100 * share), idle + 100 - round(100 * share)
+            stat.write_text(proc_stat(ticks))
+
+        monkeypatch.setattr(runtime.time, "sleep", sleep)
+        return sleeps
+
+    return setup
+
+
+def test_default_threads_judge_idleness_now_not_by_the_load_average(fake_cpus, monkeypatch):
+    from resgan import runtime
+
+    monkeypatch.setattr(runtime, "physical_cores", lambda: 2)
+    # idle now, though the 1-minute load average still counts a pip install that has just ended (issue 30)
+    sleeps = fake_cpus({0: 0.02, 1: 0.0}, load=3.1)
+    assert runtime.idle_cpus() == 2 and runtime.default_threads() == 2
+    assert sleeps and all(0.2 <= s <= 0.5 for s in sleeps)  # a short sample of the present
+    for busy, idle in (({0: 1.0, 1: 0.0}, 1), ({0: 1.0, 1: 1.0}, 0), ({0: 0.7, 1: 0.6}, 1), ({0: 0.3, 1: 0.3}, 1),
+                       ({0: 0.2, 1: 0.2}, 2)):
+        fake_cpus(busy, load=0.0)  # busy now, whatever the load average says
+        assert runtime.idle_cpus() == idle, busy
+        assert runtime.default_threads() == max(1, idle), busy
+    # only the CPUs this process may run on count: CPUs 2, 3 idle but outside its set
+    fake_cpus({0: 1.0, 1: 1.0, 2: 0.0, 3: 0.0}, cpus={0, 1})
+    assert runtime.idle_cpus() == 0 and runtime.default_threads() == 1
+    monkeypatch.setattr(runtime, "physical_cores", lambda: 16)
+    fake_cpus({c: 0.0 for c in range(32)})
+    assert runtime.idle_cpus() == 32 and runtime.default_threads() == 4  # 16 cores idle: at most 4
+
+
+def test_default_threads_fall_back_on_the_load_average_without_proc_stat(tmp_path, monkeypatch):
+    from resgan import runtime
+
+    monkeypatch.setattr(runtime, "PROC_STAT", str(tmp_path / "absent"))  # macOS: no /proc
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: pytest.fail("nothing to sample"))
+    assert runtime.cpu_times() is None
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(runtime, "physical_cores", lambda: 2)
     for load, threads in ((0.1, 2), (0.7, 1), (2.9, 1), (9.0, 1)):  # 2 CPUs, the 1-minute load average
@@ -247,6 +310,19 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
     monkeypatch.setattr(runtime, "physical_cores", lambda: 16)
     monkeypatch.setattr(runtime.os, "getloadavg", lambda: (10.0, 0, 0))
     assert runtime.default_threads() == 4  # 22 idle CPUs, 16 cores: at most 4
+    monkeypatch.delattr(runtime.os, "getloadavg")  # neither known: every core
+    assert runtime.default_threads() == 4
+
+
+def test_cpu_times_reads_this_machines_proc_stat():
+    from resgan import runtime
+
+    times = runtime.cpu_times()
+    if times is None:
+        pytest.skip("no /proc/stat here")
+    assert times and set(times) >= (runtime._affinity() or set())
+    assert all(0 <= idle <= total for idle, total in times.values())
+    assert 0 <= runtime.idle_cpus(0.05) <= len(times)
 
 
 def test_resume_takes_the_runs_own_thread_count(tmp_path, spies, monkeypatch):

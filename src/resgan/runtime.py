@@ -22,9 +22,11 @@ done. The measurements (jemalloc vs glibc tunables vs the default) and why: ``do
 ``OMP_NUM_THREADS`` when set is kept; ``resgan train --resume`` takes the thread count the run was
 trained with (stored in its checkpoint: the thread count changes the last bits of a step, so this keeps a
 resumed run equal to an uninterrupted one); else :func:`default_threads`, which counts the cores other
-processes leave idle (the 1-minute load average) so that a busy machine is not oversubscribed: there
+processes leave idle now (``/proc/stat`` sampled over a quarter of a second; the 1-minute load average
+where there is no ``/proc/stat``, as on macOS) so that a busy machine is not oversubscribed: there
 torch's default of one thread per core ran restoration 1.7x slower than one thread (measurements:
-``docs/generation.md``).
+``docs/generation.md``). The load average alone lags by about a minute: ``make demo`` on an idle 2-core
+machine trained on one thread because it still counted the ``pip install`` that had just finished.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import time
 from pathlib import Path
 
 from .errors import ResganError
@@ -44,6 +47,8 @@ JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linu
 JEMALLOC_CONF = "oversize_threshold:4294967296,dirty_decay_ms:-1,muzzy_decay_ms:-1"
 # glibc's mallopt parameter numbers (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+PROC_STAT = "/proc/stat"
+IDLE_SAMPLE_S = 0.25  # how long default_threads watches the CPUs
 
 _tuned: str | None = None
 
@@ -147,24 +152,65 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def idle_cpus() -> int:
-    """CPUs of this process's set that other work leaves idle: their count less the 1-minute load
-    average (runnable tasks), rounded; all of them where the load average is unknown."""
+def cpu_times(path: str | None = None) -> dict[int, tuple[int, int]] | None:
+    """Per CPU, (idle, total) time in clock ticks since boot, from ``/proc/stat``'s ``cpuN`` lines
+    (idle counts ``iowait``; total is user .. steal, guest time being inside user already). None
+    where the file is absent or unreadable (macOS, Windows, a container without /proc)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        with open(path or PROC_STAT) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    times = {}
+    for line in lines:
+        name, *fields = line.split()
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        try:
+            ticks = [int(v) for v in fields[:8]]
+        except ValueError:
+            continue
+        if len(ticks) >= 4:
+            times[int(name[3:])] = (ticks[3] + (ticks[4] if len(ticks) > 4 else 0), sum(ticks))
+    return times or None
+
+
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+        return None
+
+
+def idle_cpus(sample_s: float = IDLE_SAMPLE_S) -> int:
+    """CPUs of this process's set that other work leaves idle now, rounded: the idle share of each
+    over ``sample_s`` seconds of ``/proc/stat`` (:func:`cpu_times`), summed. Where /proc/stat is
+    absent: their count less the 1-minute load average (runnable tasks), all of them where that is
+    unknown too."""
+    allowed = _affinity()
+    before = cpu_times()
+    if before is not None:
+        time.sleep(sample_s)
+        after = cpu_times()
+        cpus = [c for c in before if (allowed is None or c in allowed) and after and c in after]
+        if cpus:
+            idle = 0.0
+            for c in cpus:
+                d_idle, d_total = after[c][0] - before[c][0], after[c][1] - before[c][1]
+                idle += min(1.0, max(0.0, d_idle / d_total)) if d_total > 0 else 1.0  # no tick: nothing ran
+            return int(idle + 0.5)
+    cpus_n = len(allowed) if allowed else (os.cpu_count() or 1)
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = 0.0
-    return int(cpus - load + 0.5)
+    return int(cpus_n - load + 0.5)
 
 
 def default_threads() -> int:
     """torch intra-op threads when neither ``--threads`` nor ``OMP_NUM_THREADS`` (nor a resumed run)
     says: the physical cores this process may use, at most 4, and no more than the CPUs other work
-    leaves idle (:func:`idle_cpus`), at least 1."""
+    leaves idle now (:func:`idle_cpus`, a quarter-second sample), at least 1."""
     return max(1, min(physical_cores(), 4, idle_cpus()))
 
 
