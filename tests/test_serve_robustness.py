@@ -319,3 +319,77 @@ def test_unicode_digits_are_400_json(registry, body, why):
     with running_server(registry, Limits()) as port:
         status, data, _ = generate(port, body)
         assert status == 400 and why in json.loads(data)["error"], data
+
+
+# ---------------------------------------------------------------- half-closed clients (issue 30 family 8)
+
+
+def half_closed(port: int, data: bytes, timeout: float = 20) -> bytes:
+    """Send ``data``, then shut the sending side (``shutdown(SHUT_WR)``: the client's EOF), and read
+    until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def post(path: str, body: bytes, content_type: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_response(registry):
+    """A complete request followed by the client's EOF is still answered (uvicorn alone closed the
+    connection on EOF, so the response was lost), and the connection is closed after it."""
+    with running_server(registry, Limits()) as port:
+        for _ in range(3):  # "usually": the EOF often arrives while the work is still running
+            t0 = time.monotonic()
+            response = half_closed(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            code, h = status_and_json(response)
+            assert code == 200 and h["status"] == "ok"
+            response = half_closed(port, post("/v1/generate", json.dumps({"seeds": "0-3"}).encode(),
+                                              "application/json"))
+            head, _, png = response.partition(b"\r\n\r\n")
+            assert head.split()[1] == b"200" and png.startswith(b"\x89PNG"), head
+            Image.open(io.BytesIO(png)).verify()  # all of it
+            assert time.monotonic() - t0 < 4  # closed after the response, not by the 5 s keep-alive timeout
+        calls: list = []
+        # a request whose work outlasts the EOF by a second: answered all the same
+        registry.restore["den"].model.net.register_forward_hook(sleeping_hook(1.0, calls))
+        buf = io.BytesIO()
+        Image.fromarray(photo(32, 32, 1)).save(buf, format="PNG")
+        b = "zz"
+        form = (f"--{b}\r\nContent-Disposition: form-data; name=\"task\"\r\n\r\ndenoise\r\n"
+                f"--{b}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.png\"\r\n"
+                "Content-Type: image/png\r\n\r\n").encode() + buf.getvalue() + f"\r\n--{b}--\r\n".encode()
+        head, _, png = half_closed(port, post("/v1/restore", form, f"multipart/form-data; boundary={b}"))\
+            .partition(b"\r\n\r\n")
+        assert calls and head.split()[1] == b"200" and Image.open(io.BytesIO(png)).size == (32, 32), head
+        # two pipelined requests, then the EOF: both answered, in order, then the connection is closed
+        one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        two = post("/v1/generate", json.dumps({"seeds": "5"}).encode(), "application/json")
+        response = half_closed(port, one + two)
+        assert response.count(b"HTTP/1.1 200 OK") == 2 and response.index(b'"status"') < response.index(b"\x89PNG")
+        # a bad request half-closed: its 400, JSON
+        code, err = status_and_json(half_closed(port, post("/v1/generate", b'{"seeds": "x"}', "application/json")))
+        assert code == 400 and "seeds" in err["error"]
+        assert healthz(port)[0] == 200
+
+
+def test_a_client_that_half_closes_in_the_middle_of_a_request_gets_400(registry):
+    with running_server(registry, Limits()) as port:
+        for partial, what in ((b"GET /healthz HTTP/1.1\r\nHost: x\r\n", "request head"),
+                              (post("/v1/generate", b'{"seeds": "0-3"}', "application/json")[:-5], "request body")):
+            t0 = time.monotonic()
+            code, err = status_and_json(half_closed(port, partial))
+            assert code == 400 and err["error"].startswith(f"{what} incomplete: the client closed its side"), err
+            assert time.monotonic() - t0 < 5
+        # a complete request, then half of the next: the first answered, the second 400
+        response = half_closed(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+        first, _, rest = response.partition(b"HTTP/1.1 400 ")
+        assert first.startswith(b"HTTP/1.1 200 OK") and b"request head incomplete" in rest, response
+        assert half_closed(port, b"") == b""  # nothing sent: closed without a word
+        assert healthz(port)[0] == 200

@@ -16,7 +16,11 @@ a 503. Here:
   is closed to make room (a newcomer gets 503 only if none is idle);
 - these replies are written, then the connection is half-closed and drained for ``linger_s``
   before it is closed, so a client still sending a long URL or body reads the status instead of a
-  reset (closing a socket with unread data makes the kernel send RST).
+  reset (closing a socket with unread data makes the kernel send RST);
+- a client that half-closes its side (``shutdown(SHUT_WR)``, an EOF) after a complete request gets
+  its response, and then the connection is closed (uvicorn alone closes on EOF and the response is
+  lost); one that half-closes in the middle of a request head or body gets 400 (there is no more to
+  come); one that half-closes between requests is closed silently.
 
 Requests in progress are capped by :class:`InFlightLimit` (an ASGI middleware: JSON 503), not by
 connections; ``/healthz`` is exempt, so it keeps answering. Only the h11 implementation is
@@ -88,6 +92,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.rejected = False  # a guard's reply was written: everything after it is discarded
+        self.client_eof = False  # the client half-closed its side (eof_received)
         self._new_head_phase()
         g = self.guard
         g.conns[self] = None
@@ -136,7 +141,30 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         self._new_head_phase()
-        super().on_response_complete()
+        super().on_response_complete()  # starts a pipelined request already received, if any
+        if self.client_eof and not self.rejected and not self.transport.is_closing() and self._after_eof() == "close":
+            self.transport.close()  # the client has nothing more to send: everything is answered
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed its side: keep ours open (True) while its requests are answered."""
+        if self.rejected or self.transport.is_closing():
+            return None  # a reply is written or the connection is going: the EOF closes it
+        self.client_eof = True
+        return None if self._after_eof() == "close" else True
+
+    def _after_eof(self) -> str:
+        """What the client's EOF means now: "close" (between requests, nothing buffered), "rejected"
+        (a head or body cut short: 400) or "answer" (a complete request is being answered; checked
+        again when its response is complete, for the pipelined requests behind it)."""
+        if self.waiting_for_head():
+            if self._head_bytes == 0 and not self.conn.trailing_data[0]:
+                return "close"
+            self.reject(400, "request head incomplete: the client closed its side before the head ended")
+            return "rejected"
+        if self.conn.their_state is h11.SEND_BODY:
+            self.reject(400, "request body incomplete: the client closed its side before the body ended")
+            return "rejected"
+        return "answer"
 
     def send_400_response(self, msg: str) -> None:  # h11 could not parse the request
         self.reject(400, "invalid HTTP request")
