@@ -128,6 +128,8 @@ def generate_images(model: str | Path, seeds: Iterable[int] | str | int = range(
     from .verbs import generate as V
     from .verbs.models import generator
 
+    if not isinstance(as_array, bool):
+        raise ResganError(f"as_array must be True or False, got {as_array!r}")
     req = V.generate_request(seeds, class_, psi, trunc)
     G, names = generator(model, str(device))
     arr = V.arrays(V.run(G, names, req))
@@ -169,9 +171,10 @@ def evaluate_images(a: Any, b: Any = None, metrics: str | Sequence[str] = "fid,k
     images: a list of PIL images / uint8 arrays, or one uint8 array (N, H, W[, C]). Images in
     memory are scored like a folder of them. Returns a dict: ``fid``, ``kid``, ... plus ``n_a``,
     ``n_b``, ``resolution_a`` / ``resolution_b`` and ``resolution_rule`` (how each side was sized)."""
-    from .verbs.evaluate import evaluate
+    from .verbs.evaluate import check_options, evaluate
 
     src_a, src_b = _as_source(a, "a"), _as_source(b, "b")
+    check_options(src_a, src_b, n, batch_size, crop_border, fast, inception, cache_dir)
     if n is not None:
         for src in (src_a, src_b):
             if src is not None and not isinstance(src, str):

@@ -101,8 +101,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from .verbs import restore_files as F
     from .verbs.models import SourceModels
+    from .verbs.options import whole
     from .verbs.restore import restore_request
 
+    whole(args.max_pixels, "--max-pixels", 1)
     req = restore_request(args.task, args.model, mask=args.mask is not None, sigma=args.sigma, scale=args.scale,
                           tile=args.tile, overlap=args.overlap, quality=args.quality)
     models = SourceModels(req.task, req.model, req.scale, args.device)

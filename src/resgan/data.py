@@ -25,8 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DataConfig
 from .errors import ResganError
-
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+from .imageio import IMAGE_EXTS, open_still  # noqa: F401 (IMAGE_EXTS: also read from here)
 
 
 @dataclass
@@ -129,7 +128,7 @@ def infer_folder(cfg: DataConfig) -> tuple[DataConfig, str]:
     sides, grey = [], True
     for f, _ in entries[::step][:INFER_SAMPLE]:
         try:
-            with Image.open(f) as img:
+            with open_still(f) as img:
                 sides.append(min(img.size))
                 if cfg.channels == 0 and grey:
                     grey = _is_grey(img)
@@ -171,7 +170,7 @@ def read_entries(entries: list[tuple[Path, int]], classes: list[str], cfg: DataC
     images = []
     for f, _ in entries:
         try:
-            with Image.open(f) as img:
+            with open_still(f) as img:
                 images.append(fit_image(img, cfg.resolution, cfg.channels))
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise ResganError(f"cannot read image {f}: {e}") from None

@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .data import IMAGE_EXTS
 from .errors import ResganError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_JPEG_SCANS = 100  # a progressive JPEG has ~10; 100,000 repeated scans keep Pillow busy for minutes
@@ -83,18 +84,40 @@ def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def open_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(path: Path | io.BytesIO, max_pixels: int = DEFAULT_MAX_PIXELS, what: str | None = None) -> Image.Image:
     """Open an image file (header only) for its size and mode, checked against ``max_pixels``."""
     Image.MAX_IMAGE_PIXELS = None  # the one limit is ours, checked below before decoding
+    what = what or str(path)
     try:
         img = Image.open(path)
+    except UnidentifiedImageError:
+        raise ResganError(f"{what}: cannot read image: not a {ACCEPTED} image", 415) from None
     except DECODE_ERRORS as e:
-        raise ResganError(f"{path}: cannot read image (corrupt, truncated or not an image): {_first_line(e)}") from None
+        raise ResganError(f"{what}: cannot read image (corrupt, truncated or not an image): {_first_line(e)}") from None
     try:
-        check_pixels(path, *img.size, max_pixels)
+        check_pixels(what, *img.size, max_pixels)
     except ResganError:
         img.close()
         raise
+    return img
+
+
+def open_still(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """An image file opened for a reader of its own (the training data sets), by the decoder's bounds:
+    the pixel limit from the header, at most :data:`MAX_JPEG_SCANS` JPEG scans, one frame; a file that
+    breaks one is a ResganError naming it. The file is read once; the image is decoded on use."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ResganError(f"{path}: cannot read: {e.strerror or e}") from None
+    if data[:3] == b"\xff\xd8\xff" and jpeg_scans(data) > MAX_JPEG_SCANS:
+        raise ResganError(f"{path}: a JPEG with more than {MAX_JPEG_SCANS} scans (decoding it would take minutes); "
+                          "re-save it as a baseline JPEG or PNG")
+    img = open_image(io.BytesIO(data), max_pixels, str(path))
+    if getattr(img, "is_animated", False) and img.format != "MPO":
+        img.close()
+        raise ResganError(f"{path}: has more than one frame (an animated or multi-page {img.format or 'image'}); "
+                          "a data set takes still images: save the frame you want as PNG")
     return img
 
 

@@ -12,6 +12,7 @@ averaged over channels; all in float64.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -52,8 +53,13 @@ def _prepare(img, ref, crop_border: int, y: bool, peak: float) -> tuple[torch.Te
         raise ResganError(f"y=True measures one grey or RGB image, got {a.shape[0]} channels")
     if a.shape != b.shape:
         raise ResganError(f"image shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if isinstance(crop_border, bool) or not isinstance(crop_border, numbers.Integral) or crop_border < 0:
+        raise ResganError(f"crop border must be a whole number of pixels >= 0, got {crop_border!r}")
     if crop_border:
-        c = crop_border
+        c = int(crop_border)
+        if 2 * c >= min(a.shape[1:]):
+            raise ResganError(f"a crop border of {c} pixels leaves nothing of a {a.shape[2]}x{a.shape[1]} image "
+                              f"(at most {(min(a.shape[1:]) - 1) // 2})")
         a, b = a[:, c:-c, c:-c], b[:, c:-c, c:-c]
     if y:
         a, b = to_y(a), to_y(b)

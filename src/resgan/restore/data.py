@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from ..config import Config
 from ..data import IMAGE_EXTS, ImageSet
 from ..errors import ResganError
+from ..imageio import open_still
 
 # scikit-image's bundled photos (no download needed); the last ones are held out for validation
 SKIMAGE_TRAIN = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -51,7 +52,7 @@ def folder_images(path: str, channels: int, limit: int | None = None) -> list[np
     out = []
     for f in files:
         try:
-            with Image.open(f) as img:
+            with open_still(f) as img:
                 out.append(_as_channels(np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img),
                                         channels))
         except (UnidentifiedImageError, OSError, ValueError) as e:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import FastAPI, File, Form, Header, UploadFile
+from fastapi import FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -105,6 +105,22 @@ def _generate_request(body: GenerateRequest, max_images: int) -> G.GenerateReque
     return req
 
 
+RESTORE_FIELDS = ("image", "task", "mask", "model", "sigma", "scale")
+
+
+def check_form_fields(form) -> None:
+    """/v1/restore's form: each field at most once and no other (a second image would be dropped
+    unread, a misspelt option ignored: the request is refused instead, as /v1/generate refuses an
+    unknown key)."""
+    keys = [k for k, _ in form.multi_items()]
+    for key in dict.fromkeys(keys):
+        if key not in RESTORE_FIELDS:
+            raise ApiError(400, f"unknown form field {key[:64]!r}; /v1/restore takes {', '.join(RESTORE_FIELDS)}")
+        if keys.count(key) > 1:
+            raise ApiError(400, f"form field {key!r} is given {keys.count(key)} times; one request restores one "
+                                "image with one value per option")
+
+
 def _exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
@@ -166,7 +182,8 @@ def _restore_routes(app: FastAPI, registry: Registry, limits: Limits, work: Work
                          400: {"description": "bad input"}, 404: {"description": "unknown model / no model"},
                          413: {"description": "too many bytes or pixels"}, 415: {"description": "not an image"},
                          503: {"description": "queue full"}, 504: {"description": "timed out"}})
-    async def restore(image: Annotated[UploadFile, File(description=f"the photo ({ACCEPTED})")],
+    async def restore(request: Request,
+                      image: Annotated[UploadFile, File(description=f"the photo ({ACCEPTED})")],
                       task: Annotated[str, Form(description="inpaint | denoise | deblur | jpeg | sr")],
                       mask: Annotated[UploadFile | None, File(description=(
                           "inpaint: the hole mask (white = hole; transparent = known), the image's size"))] = None,
@@ -180,6 +197,7 @@ def _restore_routes(app: FastAPI, registry: Registry, limits: Limits, work: Work
                           "a name for this job (8-64 of A-Z a-z 0-9 _ -, e.g. a uuid4 in hex): its tiles done "
                           "are then at GET /v1/jobs/{id} while it runs"))] = None):
         """Restore one image; the PNG result has the input's size (x scale for sr) and mode."""
+        check_form_fields(await request.form())
         if job_id is not None:
             _job_id(job_id, "X-Resgan-Job")
         req = restore_request(task, model or None, mask=mask is not None, sigma=sigma, scale=scale,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ from ..metrics.features import FeatureExtractor
 from ..metrics.psnr_ssim import psnr, ssim
 from ..metrics.sources import Source, dataset_source, folder_source, list_images, read_rgb, source_features
 from ..zoo import builtins, load_generator
+from .options import whole
+from .seeds import MAX_SEEDS
 
 GAN_METRICS = ("fid", "kid", "pr", "is", "cas")
 PAIR_METRICS = ("psnr", "ssim")
@@ -105,6 +108,8 @@ def generate_samples(spec: str, n: int, device: str = "cpu", batch_size: int = 2
 
 
 def parse_metrics(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    if not isinstance(text, (str, list, tuple)) or not all(isinstance(m, str) for m in text):
+        raise ResganError(f"metrics: give names such as 'fid,kid' or ['fid', 'kid'], got {text!r}")
     names = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
     bad = [m for m in names if m not in ALL_METRICS]
     if bad or not names:
@@ -112,6 +117,23 @@ def parse_metrics(text: str | list[str] | tuple[str, ...]) -> list[str]:
     if any(m in PAIR_METRICS for m in names) and any(m in GAN_METRICS for m in names):
         raise ResganError("psnr/ssim compare image pairs; run them separately from fid/kid/pr/is/cas")
     return list(dict.fromkeys(names))
+
+
+def check_options(a, b, n, batch_size, crop_border, fast, weights, cache_dir) -> None:
+    """``evaluate``'s options, before any work: typed (a ResganError, never a TypeError) and within
+    their ranges; a generator side draws seeds 0..n-1, so ``n`` is bounded by the one seed limit."""
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ResganError(f"-n must be at least 1 (images per side, a whole number), got {n!r}")
+        if n > MAX_SEEDS and any(isinstance(s, str) and source_kind(s) == "generator" for s in (a, b)):
+            raise ResganError(f"-n {n:,}: a generator's samples are seeds 0..n-1, over the limit of {MAX_SEEDS:,}")
+    whole(batch_size, "--batch-size", 1)
+    whole(crop_border, "--crop-border", 0)
+    if not isinstance(fast, bool):
+        raise ResganError(f"fast must be True or False, got {fast!r}")
+    for value, name in ((weights, "--inception"), (cache_dir, "--cache-dir")):
+        if value is not None and (not isinstance(value, (str, Path)) or not str(value)):
+            raise ResganError(f"{name} must be a path, got {value!r}")
 
 
 def pair_metrics(a: str, b: str, metrics: list[str], crop_border: int = 0, progress: bool = False) -> dict:
@@ -131,10 +153,13 @@ def pair_metrics(a: str, b: str, metrics: list[str], crop_border: int = 0, progr
             raise ResganError(f"{fa} is {tuple(x.shape[1:])} but {fb} is {tuple(y.shape[1:])}")
         for luma in (False, True):
             suffix = "_y" if luma else ""
-            if "psnr" in metrics:
-                scores.setdefault("psnr" + suffix, []).append(psnr(x, y, crop_border, luma))
-            if "ssim" in metrics:
-                scores.setdefault("ssim" + suffix, []).append(ssim(x, y, crop_border, luma))
+            try:
+                if "psnr" in metrics:
+                    scores.setdefault("psnr" + suffix, []).append(psnr(x, y, crop_border, luma))
+                if "ssim" in metrics:
+                    scores.setdefault("ssim" + suffix, []).append(ssim(x, y, crop_border, luma))
+            except ResganError as e:
+                raise ResganError(f"{fa}: {e}") from None
     out: dict = {k: float(np.mean(v)) for k, v in scores.items()}
     out.update({"pairs": len(pairs), "unmatched": len(files) - len(pairs), "crop_border": crop_border})
     return out
@@ -149,10 +174,7 @@ def evaluate(a: str | Source, b: str | Source | None = None, metrics: str | list
     psnr_y, ssim_y; plus n_a / n_b and the settings used. ``a`` / ``b`` may also be in-memory
     images (:func:`images_source`) for the feature metrics."""
     names = parse_metrics(metrics)
-    if n is not None and n < 1:
-        raise ResganError(f"-n must be at least 1 (images per side), got {n}")
-    if batch_size < 1:
-        raise ResganError(f"--batch-size must be at least 1, got {batch_size}")
+    check_options(a, b, n, batch_size, crop_border, fast, weights, cache_dir)
     out: dict = {"a": getattr(a, "spec", a), "b": getattr(b, "spec", b), "metrics": names}
     if names[0] in PAIR_METRICS:
         if isinstance(a, Source) or isinstance(b, Source):
@@ -268,11 +290,32 @@ def _fmt(v) -> str:
     return str(v)
 
 
+MAX_JSON_BYTES = 16 * 1024 * 1024  # an earlier results file is a few hundred bytes
+
+
+def _holds_json(p: Path) -> bool:
+    try:
+        if p.stat().st_size > MAX_JSON_BYTES:
+            return False
+        text = p.read_bytes()
+        if not text.strip():
+            return True  # an empty file: nothing to lose
+        json.loads(text)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def check_json_path(path: str | Path) -> Path:
-    """``--json``: refuse a folder, or a place that cannot be written, before any work is done."""
+    """``--json``: refuse a folder, a place that cannot be written, or an existing file that holds no
+    JSON (an input image, a checkpoint, a data file: --json replaces only an earlier results file),
+    before any work is done."""
     p = Path(path)
     if p.is_dir():
         raise ResganError(f"--json {p}: is a folder; give a file name such as {p / 'metrics.json'}")
+    if p.exists() and not _holds_json(p):
+        raise ResganError(f"--json {p}: exists and holds no JSON (an image, a checkpoint, ...); it would be replaced: "
+                          "give a new file name or an earlier results file")
     prepare_dir(p.parent)
     return p
 

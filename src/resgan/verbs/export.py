@@ -1,6 +1,7 @@
 """``export``: write a run's EMA net alone (:func:`resgan.zoo.export`), after checking where it goes:
 never over its own source, nor over any training checkpoint (a run whose ``latest.safetensors`` became
-an exported model could never resume), and into a place that can be written."""
+an exported model could never resume), only under a ``.safetensors`` name (``--out photo.png`` would
+replace an image with a model file), and into a place that can be written."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def check_out(src: Path, out: Path) -> Path:
     out = Path(out)
     if out.is_dir():
         raise ResganError(f"--out {out}: is a folder; give a file name such as {out / 'model.safetensors'}")
+    if out.suffix.lower() != ".safetensors":  # x.png would replace an image with a model file of its name
+        raise ResganError(f"--out {out}: an exported model is a .safetensors file; give a name such as "
+                          f"{out.with_suffix('.safetensors').name}")
     if out.exists():
         if out.resolve() == src.resolve() or out.samefile(src):
             raise ResganError(f"--out {out}: is the model being exported; choose another file")

@@ -38,7 +38,10 @@ def restorer(source: str | Path, device: str = "cpu") -> RestoreModel:
 
 def generator(source: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, list[str]]:
     """(EMA generator in eval mode, its class names in label order)."""
-    return _generator(*_key(check_source(source)), str(device))
+    src = check_source(source)
+    if src is None:
+        raise ResganError("model: give a built-in name, a run directory or a .safetensors file, not None")
+    return _generator(*_key(src), str(device))
 
 
 @functools.lru_cache(maxsize=8)

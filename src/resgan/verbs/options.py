@@ -17,8 +17,9 @@ def whole(value: Any, name: str, lo: int | None = None, hi: int | None = None) -
         raise ResganError(f"{name} must be a whole number, got {value!r}")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ResganError(f"{name} must be within {lo if lo is not None else '...'}..{hi if hi is not None else '...'}"
-                          f", got {value}")
+        if lo is not None and hi is not None:
+            raise ResganError(f"{name} must be within {lo}..{hi}, got {value}")
+        raise ResganError(f"{name} must be a whole number {f'>= {lo}' if lo is not None else f'<= {hi}'}, got {value}")
     return value
 
 
