@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import LATEST, atomic_write_bytes, prepare_dir
+from ..checkpoint import LATEST, atomic_write_bytes, check_overwrite, prepare_dir
 from ..config import DataConfig, stored_config
 from ..data import LOADERS, to_uint8
 from ..errors import ResganError
@@ -313,6 +313,7 @@ def check_json_path(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
         raise ResganError(f"--json {p}: is a folder; give a file name such as {p / 'metrics.json'}")
+    check_overwrite(p)  # a training checkpoint or a run's own file: refused in those words
     if p.exists() and not _holds_json(p):
         raise ResganError(f"--json {p}: exists and holds no JSON (an image, a checkpoint, ...); it would be replaced: "
                           "give a new file name or an earlier results file")
