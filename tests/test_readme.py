@@ -6,7 +6,7 @@ clone has after ``make demo`` (``.venv`` and ``../shared``, linked), plus the ex
 README names (``photo.png``, ``folder/``, ``small.png``, ``my_images/``), with small counts
 substituted: ``train`` gets ``--steps 2`` and a small batch / data limit (a ``--resume`` line
 ``--steps 3``), ``-n N`` / ``n=N`` become 20. Not run: ``make`` (the precondition), ``pip``, ``serve``
-(it blocks) and ``torchrun`` (tests/test_dist.py). A block that names a ``../shared/data`` path
+(it blocks) and ``torchrun`` (tests/core/test_dist.py). A block that names a ``../shared/data`` path
 that is missing here is skipped.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers import REPO
 from PIL import Image
 
 README = REPO / "README.md"

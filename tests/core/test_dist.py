@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from resgan.config import load_config

@@ -69,13 +69,13 @@ def test_train_folder_preset_end_to_end(tmp_path, capsys):
     """``resgan train folder --set data.path=DIR``: what was inferred is printed and stored, the
     report names each grid row, and generate knows the classes by name."""
     import yaml
-    from conftest import tiny_overrides
+    from helpers import set_args, tiny_overrides
 
     from resgan.cli import main
 
     root = make_folder(tmp_path / "pets", ["cats", "dogs", "owls"], size=(40, 36))
     small = [s for s in tiny_overrides() if not s.startswith("data.resolution")]
-    sets = [x for s in [f"data.path={root}", *small] for x in ("--set", s)]
+    sets = set_args([f"data.path={root}", *small])
     run = tmp_path / "run"
     assert main(["train", "folder", "--out", str(run), "--steps", "2", "--quiet", *sets]) == 0
     out = capsys.readouterr().out
@@ -95,13 +95,13 @@ def test_train_folder_preset_end_to_end(tmp_path, capsys):
 
 
 def test_train_folder_without_sub_folders_is_unconditional(tmp_path, capsys):
-    from conftest import tiny_overrides
+    from helpers import set_args, tiny_overrides
 
     from resgan.cli import main
 
     root = make_folder(tmp_path / "flat", None, size=(20, 20), colour=False, n=16)
     small = [s for s in tiny_overrides() if not s.startswith("data.resolution")]
-    sets = [x for s in [f"data.path={root}", *small] for x in ("--set", s)]
+    sets = set_args([f"data.path={root}", *small])
     assert main(["train", "folder", "--out", str(tmp_path / "run"), "--steps", "1", "--quiet", *sets]) == 0
     assert "16 images, unconditional, grey, 16x16" in capsys.readouterr().out
     assert 'class="row"' not in (tmp_path / "run" / "report.html").read_text()

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from helpers import encoded, photo, repeated_scans
 from PIL import Image
-from test_restore_helpers import photo
 
 from resgan.errors import ResganError
 from resgan.imageio import (
@@ -25,23 +25,10 @@ from resgan.imageio import (
 )
 
 
-def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
 def exif(orientation: int) -> bytes:
     e = Image.Exif()
     e[0x0112] = orientation
     return e.tobytes()
-
-
-def repeated_scans(copies: int, size: int = 16) -> bytes:
-    """A progressive JPEG whose last scan is written ``copies`` times (marker by marker)."""
-    data = encoded(Image.fromarray(photo(size, size, 1)), "JPEG", progressive=True)
-    last = data.rindex(b"\xff\xda")
-    return data[:-2] + data[last:-2] * copies + b"\xff\xd9"
 
 
 # ---------------------------------------------------------------- JPEG scans: work, not pixels

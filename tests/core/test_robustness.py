@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from safetensors.torch import save_file
 
 from resgan.checkpoint import FORMAT, load_checkpoint, save_checkpoint

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import run_cli, snapshot, tiny_overrides, tiny_sets
 from safetensors.torch import load_file
 
 from resgan import zoo
 from resgan.checkpoint import LATEST, atomic_write_bytes, check_overwrite, load_checkpoint, save_checkpoint
-from resgan.cli import main
 from resgan.config import load_config
 from resgan.errors import ResganError
 from resgan.report import save_png
@@ -29,24 +28,6 @@ from resgan.runlock import LOCK_NAME, RunLock, held_here, hold_run
 from resgan.train import train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RESGAN_MALLOC": "0"}
-
-
-def sets(**extra) -> list[str]:
-    out = []
-    for s in tiny_overrides(**extra):
-        out += ["--set", s]
-    return out
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err, err
-    return code, err
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +76,7 @@ def test_a_lock_file_left_by_a_killed_process_does_not_block(tmp_path):
 def test_two_trainings_on_one_folder_then_kill_9_and_a_clean_resume(tmp_path, capsys):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resgan", "train", "digits", "--out", str(run), "--steps", "100000", "--quiet",
-            "--threads", "1", *sets(**{"train.ckpt_every": 2, "train.sample_every": 100000})]
+            "--threads", "1", *tiny_sets(**{"train.ckpt_every": 2, "train.sample_every": 100000})]
     first = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
         deadline = time.time() + 120
@@ -114,7 +95,7 @@ def test_two_trainings_on_one_folder_then_kill_9_and_a_clean_resume(tmp_path, ca
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=60)
     step = load_checkpoint(run / LATEST)[1]["step"]
-    code, err = cli(capsys, "train", "digits", "--out", run, "--resume", "--steps", step + 1, "--quiet")
+    code, err = run_cli(capsys, "train", "digits", "--out", run, "--resume", "--steps", step + 1, "--quiet")
     assert code == 0, err
     assert load_checkpoint(run / LATEST)[1]["step"] == step + 1
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
@@ -141,12 +122,12 @@ def test_a_resume_removes_the_temp_files_a_kill_left_of_every_run_file(tmp_path,
 
 def test_a_failure_before_anything_is_written_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    code, err = cli(capsys, "train", "mnist", "--out", out, "--set", f"data.path={tmp_path / 'missing'}")
+    code, err = run_cli(capsys, "train", "mnist", "--out", out, "--set", f"data.path={tmp_path / 'missing'}")
     assert code == 2 and "does not exist" in err and not out.exists()
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    code, err = cli(capsys, "train", "mnist", "--out", mine, "--set", f"data.path={tmp_path / 'missing'}")
+    code, err = run_cli(capsys, "train", "mnist", "--out", mine, "--set", f"data.path={tmp_path / 'missing'}")
     assert code == 2 and snapshot(mine) == {"notes.txt": b"mine"}
 
 
@@ -157,16 +138,16 @@ def test_a_fresh_run_never_replaces_an_earlier_runs_files(tmp_path, capsys, run,
     (d / left).parent.mkdir(parents=True, exist_ok=True)
     (d / left).write_bytes((run / left).read_bytes())
     before = snapshot(d)
-    code, err = cli(capsys, "train", "digits", "--out", d, "--steps", 1, "--quiet", *sets())
+    code, err = run_cli(capsys, "train", "digits", "--out", d, "--steps", 1, "--quiet", *tiny_sets())
     assert code == 2 and "holds the files of an earlier run" in err and "\n" not in err, err
     assert snapshot(d) == before
 
 
 def test_a_fresh_run_on_a_run_is_refused_and_a_resume_below_its_step_too(tmp_path, capsys, run):
     before = snapshot(run)
-    code, err = cli(capsys, "train", "digits", "--out", run, "--steps", 5, "--quiet", *sets())
+    code, err = run_cli(capsys, "train", "digits", "--out", run, "--steps", 5, "--quiet", *tiny_sets())
     assert code == 2 and "already holds a run; pass --resume" in err
-    code, err = cli(capsys, "train", "digits", "--out", run, "--resume", "--steps", 1, "--quiet")
+    code, err = run_cli(capsys, "train", "digits", "--out", run, "--resume", "--steps", 1, "--quiet")
     assert code == 2 and "is at step 2 already" in err
     assert snapshot(run) == before
 
@@ -180,17 +161,17 @@ def test_export_over_the_runs_own_checkpoint_is_refused_and_it_still_resumes(tmp
     r = tmp_path / "r"
     shutil.copytree(run, r)
     good = (r / LATEST).read_bytes()
-    code, err = cli(capsys, "export", r, "--out", r / LATEST)
+    code, err = run_cli(capsys, "export", r, "--out", r / LATEST)
     assert code == 2 and str(r / LATEST) in err and "\n" not in err, err
     other = tmp_path / "other"
     shutil.copytree(run, other)
-    code, err = cli(capsys, "export", r, "--out", other / LATEST)  # another run's checkpoint
+    code, err = run_cli(capsys, "export", r, "--out", other / LATEST)  # another run's checkpoint
     assert code == 2 and "training checkpoint" in err and "\n" not in err, err
     assert (other / LATEST).read_bytes() == good
     with pytest.raises(ResganError, match="is a training checkpoint"):
         zoo.export(r, r / LATEST)  # the library refuses it too, whoever calls it
     assert (r / LATEST).read_bytes() == good
-    code, err = cli(capsys, "train", "digits", "--out", r, "--resume", "--steps", 3, "--quiet")
+    code, err = run_cli(capsys, "train", "digits", "--out", r, "--resume", "--steps", 3, "--quiet")
     assert code == 0, err
 
 

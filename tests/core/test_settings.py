@@ -15,24 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import run_cli, tiny_overrides
 from safetensors.torch import load_file, save_file
 
 from resgan import config as C
 from resgan import settings
 from resgan.checkpoint import LATEST, load_checkpoint
-from resgan.cli import main
 from resgan.config import load_config
 from resgan.errors import ResganError
 from resgan.serve.startup import check_serve_options
 from resgan.train import resume_config, train
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err, err
-    return code, err
 
 
 def one_error(code: int, err: str, text: str) -> None:
@@ -96,7 +88,7 @@ def test_a_bad_setting_is_one_error_naming_it_and_no_run_folder(tmp_path, capsys
     with pytest.raises(ResganError, match=rf"^{key}\b.*must\b"):
         load_config(preset, [override])
     out = tmp_path / "run"
-    code, err = cli(capsys, "train", preset, "--out", out, "--set", override, "--quiet")
+    code, err = run_cli(capsys, "train", preset, "--out", out, "--set", override, "--quiet")
     one_error(code, err, key)
     assert not out.exists()
 
@@ -104,7 +96,7 @@ def test_a_bad_setting_is_one_error_naming_it_and_no_run_folder(tmp_path, capsys
 @pytest.mark.parametrize("steps", [0, -1])
 def test_steps_below_one_is_refused_before_anything(tmp_path, capsys, steps):
     out = tmp_path / "run"
-    code, err = cli(capsys, "train", "digits", "--out", out, "--steps", steps)
+    code, err = run_cli(capsys, "train", "digits", "--out", out, "--steps", steps)
     one_error(code, err, "train.steps")
     assert not out.exists() and "checkpoint:" not in capsys.readouterr().out
     base = load_config("digits")
@@ -234,7 +226,7 @@ def test_a_hand_edited_header_is_one_line_on_resume(tmp_path, capsys, run, field
     header["meta"] = json.dumps(_edit(json.loads(header["meta"]), field, value))
     save_file(tensors, str(r / LATEST), metadata=header)  # the digest covers the tensors, not the header
     before = (r / LATEST).read_bytes()
-    code, err = cli(capsys, "train", "digits", "--out", r, "--resume", "--steps", 3, "--quiet")
+    code, err = run_cli(capsys, "train", "digits", "--out", r, "--resume", "--steps", 3, "--quiet")
     one_error(code, err, f"checkpoint {r / LATEST}" + (f": header field {text}" if value is not KeyError else ""))
     assert (r / LATEST).read_bytes() == before
 
@@ -272,7 +264,7 @@ def test_serve_options_are_checked_before_it_starts(capsys, monkeypatch, args, o
     import resgan.serve.app as app
 
     monkeypatch.setattr(app, "serve", lambda *a, **k: pytest.fail("started with a bad option"))
-    code, err = cli(capsys, "serve", "--models", "mnist", *args)
+    code, err = run_cli(capsys, "serve", "--models", "mnist", *args)
     one_error(code, err, option)
 
 
@@ -289,6 +281,6 @@ def test_serve_refuses_a_port_in_use_and_takes_good_options():
 
 @pytest.mark.parametrize("device", ["foo", "cuda:x", "tpu"] + ([] if torch.cuda.is_available() else ["cuda"]))
 def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys, device):
-    code, err = cli(capsys, "generate", "mnist", "--seeds", "0", "--out", tmp_path / "g.png", "--device", device)
+    code, err = run_cli(capsys, "generate", "mnist", "--seeds", "0", "--out", tmp_path / "g.png", "--device", device)
     one_error(code, err, "--device")
     assert not (tmp_path / "g.png").exists()

@@ -5,7 +5,7 @@ import contextlib
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 
 from resgan.config import config_from_dict, load_config
 from resgan.gan import task as gan_task

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from safetensors.torch import load_file
 
 from resgan import checkpoint as ckpt_mod

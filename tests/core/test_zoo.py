@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_restore_helpers import one_thread, tiny_cfg  # noqa: F401 (autouse fixture)
+from helpers import tiny_cfg
 
 from resgan import zoo
 from resgan.checkpoint import LATEST, load_checkpoint, prefixed, save_checkpoint
@@ -10,6 +10,8 @@ from resgan.cli import main
 from resgan.errors import ResganError
 from resgan.restore.infer import load_model
 from resgan.restore.models import build_net
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 def fake_restore_run(run_dir):
@@ -77,7 +79,7 @@ def test_export_set_changes_an_inference_setting_and_nothing_else(tmp_path, caps
     """``resgan export --set restore.fill_smooth=N``: same weights, the written config's base fill changed
     (the fill and so the output differ); a key that would change what the net learned is refused, no file."""
     import numpy as np
-    from test_restore_helpers import photo, tiny_model_file
+    from helpers import photo, tiny_model_file
 
     from resgan.restore.infer import restore_array
 

@@ -4,37 +4,12 @@ train/ and test/ layout with CIFAR-10's own labels (by class name), ``folder`` r
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import make_cifar_tree
 
 from resgan.config import DataConfig, load_config
 from resgan.data import CIFAR10_CLASSES, load_dataset
 from resgan.errors import ResganError
-
-
-def level(label: int) -> int:
-    """The grey level a fake image of class ``label`` is painted with."""
-    return 12 + 24 * label
-
-
-def make_cifar_tree(root: Path, per_class: int = 2, splits: tuple[str, ...] = ("train", "test"),
-                    classes: list[str] | None = None) -> Path:
-    """``root/<split>/<class>/NNNN.jpg``: 32x32 JPEGs whose red channel is the class's level and whose
-    green channel is the image's index within its class. Folders are made in reverse order, so nothing
-    can rely on the order the file system lists them in."""
-    classes = classes or CIFAR10_CLASSES
-    for split in splits:
-        for label, name in reversed(list(enumerate(classes))):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(per_class):
-                arr = np.zeros((32, 32, 3), np.uint8)
-                arr[..., 0], arr[..., 1], arr[..., 2] = level(label), 40 * i, 128
-                Image.fromarray(arr).save(d / f"{i:04d}.jpg", quality=90)
-    return root
 
 
 def decoded_class(image) -> int:
@@ -104,7 +79,7 @@ def test_cifar10_preset(tmp_path, capsys):
     """The preset validates as shipped, is conditional RGB 32 px, tracks FID against the test split,
     and trains (2 tiny steps) on the JPEG tree with 10 classes."""
     import yaml
-    from conftest import tiny_overrides
+    from helpers import set_args, tiny_overrides
 
     from resgan.cli import main
     from resgan.gan.tracker import reference_spec
@@ -118,7 +93,7 @@ def test_cifar10_preset(tmp_path, capsys):
 
     root = make_cifar_tree(tmp_path / "cifar10_jpeg", per_class=2, splits=("train",))
     small = [s for s in tiny_overrides() if not s.startswith("data.resolution")]
-    sets = [x for s in [f"data.path={root}", "gan.fid_every=0", *small] for x in ("--set", s)]
+    sets = set_args([f"data.path={root}", "gan.fid_every=0", *small])
     run = tmp_path / "run"
     assert main(["train", "cifar10", "--out", str(run), "--steps", "2", "--quiet", *sets]) == 0
     stored = yaml.safe_load((run / "config.yaml").read_text())

@@ -13,17 +13,11 @@ from resgan import zoo
 from resgan.cli import main
 from resgan.data import CIFAR10_CLASSES
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 GENERATORS = zoo.builtins("gan")
 # the class names each built-in must give, in label order (a built-in not listed: distinct names, 2 or more)
 EXPECTED_CLASSES = {"mnist": [str(i) for i in range(10)], "cifar10": CIFAR10_CLASSES}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_generator_builtins_are_the_catalogue_s():
@@ -87,14 +81,13 @@ def test_builtin_classes_differ_more_between_than_within(name):
 def test_class_names_round_trip_through_export(tmp_path, capsys):
     """A tiny RGB conditional folder run (2 steps), exported: the file holds the class names, and
     generate --list-classes / --class NAME, the Python API and the server's model list use them."""
-    from conftest import tiny_overrides
-    from test_cifar10 import make_cifar_tree
+    from helpers import make_cifar_tree, set_args, tiny_overrides
 
     from resgan.checkpoint import load_checkpoint
 
     root = make_cifar_tree(tmp_path / "c", per_class=2, splits=("train",))
     small = [s for s in tiny_overrides() if not s.startswith("data.resolution")]
-    sets = [x for s in [f"data.path={root / 'train'}", *small] for x in ("--set", s)]
+    sets = set_args([f"data.path={root / 'train'}", *small])
     run = tmp_path / "run"
     assert main(["train", "folder", "--out", str(run), "--steps", "2", "--quiet", *sets]) == 0
     out = tmp_path / "g.safetensors"

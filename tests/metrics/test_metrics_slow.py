@@ -3,7 +3,7 @@
 torch-fidelity 0.4.0 (standard FID-Inception pool3 weights, uint8 MNIST 28x28, grey replicated
 to 3 channels, TF-1.x resize to 299): FID(train[:1000], t10k[:1000]) = 15.8211 and KID with one
 subset of 1000 = 0.002704. Also a guard of the built-in `mnist` generator's quality on real test digits.
-Run with ``pytest -m slow tests/test_metrics_slow.py`` (~5.5 min on 2 cores).
+Run with ``pytest -m slow tests/metrics/test_metrics_slow.py`` (~5.5 min on 2 cores).
 """
 
 from __future__ import annotations

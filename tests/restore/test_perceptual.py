@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.config import config_from_dict, load_config
 from resgan.errors import ResganError
 from resgan.restore import perceptual as pc
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 skimage_data = pytest.importorskip("skimage.data", reason="the test photos come from scikit-image")
 HAS_WEIGHTS = True
@@ -26,7 +28,7 @@ def net():
     return pc.load_efficientnet_lite0() if HAS_WEIGHTS else None
 
 
-def photo(name: str, size: int = 224) -> torch.Tensor:
+def skimage_photo(name: str, size: int = 224) -> torch.Tensor:
     """A skimage photo in [0, 1]: shorter side resized to size * 8 / 7, centre crop ``size`` (ImageNet's eval)."""
     x = torch.from_numpy(getattr(skimage_data, name)()).permute(2, 0, 1)[None].float() / 255
     h, w = x.shape[-2:]
@@ -54,7 +56,7 @@ def test_state_dict_names_and_shapes_match_the_package_exactly(net):
 def test_pretrained_net_classifies_photos(net, name, classes):
     loss = pc.PerceptualLoss(net=net)
     with torch.no_grad():
-        p = net(loss.normalise(photo(name))).softmax(1)[0]
+        p = net(loss.normalise(skimage_photo(name))).softmax(1)[0]
     top5 = set(p.topk(5).indices.tolist())
     assert int(p.argmax()) in classes and p[list(classes)].sum() > 0.5, (name, top5)
 
@@ -62,7 +64,7 @@ def test_pretrained_net_classifies_photos(net, name, classes):
 @needs_weights
 def test_loss_zero_for_identical_images_and_gradient_reaches_the_image_only(net):
     loss = pc.PerceptualLoss(net=net)
-    target = photo("chelsea", 96)
+    target = skimage_photo("chelsea", 96)
     assert loss(target, target.clone()).item() == 0.0
     out = (target + 0.1 * torch.randn_like(target)).requires_grad_(True)
     value = loss(out, target)
@@ -82,7 +84,7 @@ def test_loss_zero_for_identical_images_and_gradient_reaches_the_image_only(net)
 
 @needs_weights
 def test_grey_repeated_l2_strides_and_bf16_autocast(net):
-    grey = photo("coffee", 64).mean(1, keepdim=True)
+    grey = skimage_photo("coffee", 64).mean(1, keepdim=True)
     other = grey.flip(-1)
     l1 = pc.PerceptualLoss((4, 8), net=net)
     assert torch.equal(l1(grey, other), l1(grey.expand(-1, 3, -1, -1), other.expand(-1, 3, -1, -1)))

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.metrics.psnr_ssim import psnr
 from resgan.restore import degradations as dg
@@ -17,6 +16,9 @@ from resgan.restore.infer import (
     tiled_forward,
 )
 from resgan.zoo import BUILTINS
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 skd = pytest.importorskip("skimage.data", reason="the built-in test images come from scikit-image")
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.metrics.psnr_ssim import psnr, ssim
 from resgan.restore import degradations as dg
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 def clean(n=2, c=1, h=64, w=64, seed=0):

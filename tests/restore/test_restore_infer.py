@@ -2,13 +2,15 @@
 
 import numpy as np
 import pytest
+from helpers import photo, tiny_model_file
 from PIL import Image
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (autouse fixture)
 
 from resgan.cli import main
 from resgan.imageio import read_image
 from resgan.restore.infer import estimate_sigma, restore_array
 from resgan.zoo import load_restorer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 def run(capsys, *args):
@@ -18,8 +20,8 @@ def run(capsys, *args):
 
 
 @pytest.fixture
-def denoiser(tmp_path):
-    return tiny_model_file(tmp_path, "denoise", 1, sigma=25.0)
+def denoiser(tiny_models):
+    return tiny_models["denoise25"]
 
 
 def test_modes_sizes_and_names_kept(tmp_path, capsys, denoiser):

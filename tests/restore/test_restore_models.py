@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from test_restore_helpers import one_thread, tiny_cfg  # noqa: F401 (autouse fixture)
+from helpers import tiny_cfg
 
 from resgan.restore.infer import RestoreModel, restore_array, tiled_forward
 from resgan.restore.models import InpaintNet, PatchDiscriminator, RestoreNet, SRNet, build_net, pad_forward
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 def randomised(net):

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.config import config_from_dict
 from resgan.restore import degradations as dg
@@ -16,6 +15,8 @@ from resgan.restore.ffc import FFCInpaintNet, FourierUnit, pushpull_fill
 from resgan.restore.models import PatchDiscriminator, UNetRestorer, build_net, pad_forward
 from resgan.restore.task import Restorer
 from resgan.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 def test_unet_any_size_starts_as_identity_and_needs_sigma():

@@ -4,12 +4,14 @@ import json
 
 import pytest
 import torch
-from test_restore_helpers import one_thread  # noqa: F401 (autouse fixture)
 
 from resgan.config import config_from_dict, load_config
 from resgan.errors import ResganError
 from resgan.restore.data import extract_patches
 from resgan.train import TASKS, train
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 pytest.importorskip("skimage", reason="the built-in restoration data needs scikit-image")
 

@@ -5,7 +5,6 @@ import json
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,64 +12,22 @@ import pytest
 pytest.importorskip("fastapi", reason="resgan serve needs fastapi (pip install -e '.[test]')")
 pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
 
-import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from helpers import DIGIT_CLASSES as CLASSES  # noqa: E402
+from helpers import photo, png_claiming, serve_limits, tiny_model_file  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_restore_helpers import one_thread, png_claiming, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
 
-from resgan.checkpoint import prefixed, save_checkpoint  # noqa: E402
 from resgan.cli import build_parser, main  # noqa: E402
-from resgan.config import load_config  # noqa: E402
-from resgan.gan.models import build_generator  # noqa: E402
 from resgan.imageio import sniff  # noqa: E402
 from resgan.serve import app as serve_app  # noqa: E402
 from resgan.serve.app import Limits, WorkQueue, create_app, load_registry  # noqa: E402
 from resgan.serve.jobs import ProgressTable  # noqa: E402
 from resgan.serve.transport import GuardedH11Protocol  # noqa: E402
 
-CLASSES = [f"digit{i}" for i in range(10)]
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
-def photo(h: int = 64, w: int = 80, c: int = 3, seed: int = 0) -> np.ndarray:
-    """A smooth random uint8 image (H, W, C), or (H, W) for c == 1."""
-    rng = np.random.default_rng(seed)
-    small = (rng.random((h // 8 + 2, w // 8 + 2, c)) * 255).astype(np.uint8)
-    img = Image.fromarray(small[:, :, 0] if c == 1 else small).resize((w, h), Image.Resampling.BILINEAR)
-    return np.asarray(img)
-
-
-def tiny_generator_file(tmp_path: Path) -> Path:
-    cfg = load_config("digits", ["data.resolution=16", "gan.g_width=8", "gan.z_dim=16", "gan.num_classes=10"])
-    torch.manual_seed(0)
-    G = build_generator(cfg)
-    path = tmp_path / "gen.safetensors"
-    save_checkpoint(path, prefixed("G_ema", G.state_dict()),
-                    {"kind": "generator", "task": "gan", "step": 0, "config": cfg.to_dict(), "classes": CLASSES})
-    return path
-
-
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    return {"inpaint": tiny_model_file(d, "inpaint", 3),
-            "denoise": tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True),
-            "sr": tiny_model_file(d, "sr", 3, scale=2),
-            "gen": tiny_generator_file(d)}
-
-
-@pytest.fixture(scope="module")
-def registry(model_files):
-    return load_registry([str(model_files["inpaint"]), f"den={model_files['denoise']}", str(model_files["sr"]),
-                          f"digits={model_files['gen']}"])
-
-
-LIMITS = Limits(max_body_bytes=300_000, max_pixels=200_000, max_images=32, timeout_s=30)
-
-
-@pytest.fixture
-def client(registry):
-    with TestClient(create_app(registry, LIMITS)) as c:
-        yield c
+LIMITS = serve_limits()
 
 
 def png(arr: np.ndarray, mode: str | None = None) -> bytes:
@@ -237,7 +194,7 @@ def test_unknown_model_task_and_options(client):
 # ---------------------------------------------------------------- progress of a named restore (X-Resgan-Job)
 
 
-def test_tiled_restore_reports_its_tiles(registry):
+def test_tiled_restore_reports_its_tiles(registry, make_client):
     """A restore sent with X-Resgan-Job is queued / running / done at GET /v1/jobs/{id}, with its tiles:
     held in its 3rd tile it says 2 of 20 done; at the end 20 of 20 and "done"."""
     net = registry.restore["den"].model.net
@@ -253,7 +210,7 @@ def test_tiled_restore_reports_its_tiles(registry):
     limits = Limits(max_body_bytes=300_000, max_pixels=200_000, timeout_s=30, tile=64, overlap=16)
     handle = net.register_forward_pre_hook(hold_third_tile)
     try:
-        with TestClient(create_app(registry, limits)) as c:
+        with make_client(registry, limits) as c:
             first: dict = {}
             t = threading.Thread(target=lambda: first.setdefault(
                 "r", restore(c, img, "denoise", headers={"X-Resgan-Job": job}, sigma=25)))
@@ -358,7 +315,7 @@ def test_generate_bad_requests(client):
 # ---------------------------------------------------------------- robustness
 
 
-def test_models_loaded_once(registry, monkeypatch):
+def test_models_loaded_once(registry, monkeypatch, make_client):
     def no_load(*a, **k):
         raise AssertionError("a model was loaded during a request")
 
@@ -368,7 +325,7 @@ def test_models_loaded_once(registry, monkeypatch):
     for module in (serve_registry, resgan.zoo):
         monkeypatch.setattr(module, "load_restorer", no_load)
         monkeypatch.setattr(module, "load_generator", no_load)
-    with TestClient(create_app(registry, LIMITS)) as c:
+    with make_client(registry, LIMITS) as c:
         for _ in range(2):
             assert restore(c, png(photo(24, 24, 1)), "denoise").status_code == 200
             assert c.post("/v1/generate", json={"seeds": "0"}).status_code == 200
@@ -451,14 +408,14 @@ def test_default_models_skip_absent_builtins(tmp_path, monkeypatch, caplog):
     assert "inpaint: weights absent" not in caplog.text and "sr_x4: weights absent" in caplog.text
 
 
-def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):
+def test_cli_serve(tiny_models, monkeypatch, capsys, tmp_path):
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.models) == ("127.0.0.1", 8000, None)
     import uvicorn
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **k: seen.update(app=app, host=host, port=port, **k))
-    assert main(["serve", "--models", str(model_files["inpaint"]), "--port", "8123", "--workers", "2"]) == 0
+    assert main(["serve", "--models", str(tiny_models["inpaint"]), "--port", "8123", "--workers", "2"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
     # the guarded h11 protocol (read deadlines, URL limit); idle connections are not counted as requests
     assert issubclass(seen["http"], GuardedH11Protocol) and seen["limit_concurrency"] is None
@@ -471,10 +428,10 @@ def test_cli_serve(model_files, monkeypatch, capsys, tmp_path):
     assert json.dumps(seen["app"].state.limits.__dict__)
 
 
-def test_restore_picks_the_grey_or_colour_model_by_the_image_mode(model_files, tmp_path):
+def test_restore_picks_the_grey_or_colour_model_by_the_image_mode(tiny_models, tmp_path, make_client):
     colour = tiny_model_file(tmp_path, "denoise", 3, sigma=15.0, sigma_max=50.0, noise_map=True)
-    reg = load_registry([f"grey={model_files['denoise']}", f"colour={colour}"])
-    with TestClient(create_app(reg, LIMITS)) as c:
+    reg = load_registry([f"grey={tiny_models['denoise']}", f"colour={colour}"])
+    with make_client(reg, LIMITS) as c:
         for arr, want in ((photo(40, 48, 3), "colour"), (photo(40, 48, 1), "grey")):
             r = c.post("/v1/restore", files={"image": ("x.png", png(arr), "image/png")}, data={"task": "denoise"})
             assert r.status_code == 200 and r.headers["X-Model"] == want

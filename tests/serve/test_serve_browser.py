@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, photo, running_server
 from PIL import Image, ImageDraw, ImageFilter
 
 CHROMIUM = os.environ.get("RESGAN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 SIZES = {"desktop": {"viewport": {"width": 1280, "height": 800}},
          "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
                    "has_touch": True}}
@@ -35,8 +36,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser test: play
 pytest.importorskip("fastapi", reason="resgan serve needs fastapi")
 uvicorn = pytest.importorskip("uvicorn", reason="resgan serve needs uvicorn")
 
-from test_serve import photo, tiny_generator_file, tiny_model_file  # noqa: E402
-from test_serve_robustness import running_server  # noqa: E402
 
 from resgan.serve import routes as serve_app  # noqa: E402 (where the routes find restore_png / G.run)
 from resgan.serve.app import ApiError, Limits, load_registry  # noqa: E402
@@ -47,11 +46,10 @@ HAVE_BUILTIN = builtin_path("inpaint").is_file()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tiny_models):
     """resgan serve (uvicorn in a thread, its connection guards included) on a free loopback port.
     The tiny untrained inpainting model comes first, so it is the page's default."""
-    d = tmp_path_factory.mktemp("models")
-    specs = [str(tiny_model_file(d, "inpaint", 3)), str(tiny_generator_file(d))] + ["inpaint"] * HAVE_BUILTIN
+    specs = [str(tiny_models["inpaint"]), str(tiny_models["gen"])] + ["inpaint"] * HAVE_BUILTIN
     with running_server(load_registry(specs), Limits(timeout_s=60)) as port:  # resgan serve's own options
         yield f"http://127.0.0.1:{port}"
 

@@ -12,9 +12,7 @@ import http.client
 import io
 import json
 import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -23,46 +21,19 @@ pytest.importorskip("fastapi", reason="resgan serve needs fastapi (pip install -
 pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
 uvicorn = pytest.importorskip("uvicorn", reason="resgan serve needs uvicorn")
 
+from helpers import photo, running_server  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
-from test_serve import tiny_generator_file  # noqa: E402
 
-from resgan.serve.app import Limits, create_app, load_registry, server_options  # noqa: E402
+from resgan.serve.app import Limits, load_registry  # noqa: E402
 from resgan.serve.transport import InFlightLimit  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def model_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    return {"denoise": tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True),
-            "gen": tiny_generator_file(d)}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 @pytest.fixture
-def registry(model_files):
+def registry(tiny_models):
     """A fresh registry per test: the tests put sleeping hooks on its models."""
-    return load_registry([f"den={model_files['denoise']}", f"digits={model_files['gen']}"])
-
-
-@contextmanager
-def running_server(registry, limits: Limits):
-    """uvicorn in a thread, with ``resgan serve``'s options, on a free loopback port; yields the port."""
-    app = create_app(registry, limits)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", **server_options(limits)))
-    t = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        srv.should_exit = True
-        t.join(10)
-        sock.close()
+    return load_registry([f"den={tiny_models['denoise']}", f"digits={tiny_models['gen']}"])
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,

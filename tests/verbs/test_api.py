@@ -11,23 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import photo
 from PIL import Image
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
-from test_usability import tiny_generator
 
 import resgan
 from resgan import ResganError
 from resgan.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("api")
-    return {"denoise": tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True),
-            "inpaint": tiny_model_file(d, "inpaint", 3),
-            "sr": tiny_model_file(d, "sr", 3, scale=2),
-            "gen": tiny_generator(d / "gen.safetensors", ["zero", "one", "two", "three", "four", "five", "six",
-                                                          "seven", "eight", "nine"])}
+def models(tiny_models) -> dict[str, Path]:
+    return {**tiny_models, "gen": tiny_models["gen_named"]}  # classes zero..nine
 
 
 def test_import_is_light_and_the_api_is_listed():
@@ -159,7 +155,7 @@ def test_generate_images_match_the_cli(models, tmp_path):
 
 
 def test_evaluate_images_in_memory_equal_the_generator(models, tmp_path, monkeypatch):
-    from test_metrics import needs_fid_helper
+    from helpers import needs_fid_helper
 
     needs_fid_helper()
     monkeypatch.setenv("RESGAN_CACHE", str(tmp_path / "cache"))

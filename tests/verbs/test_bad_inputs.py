@@ -11,36 +11,36 @@ its own test file (CLI, API and server where they apply); docs/reliability.md li
 
 1. Outputs never overwrite an input or each other: ``test_evaluate_json_never_replaces_an_input_or_a_checkpoint``,
    ``test_restore_out_naming_the_mask_file_is_refused``, ``test_export_writes_only_a_safetensors_name``;
-   tests/test_outputs_never_overwrite.py (LaMa masks, same-named inputs, symlinks, --mask folders, export
+   tests/verbs/test_outputs_never_overwrite.py (LaMa masks, same-named inputs, symlinks, --mask folders, export
    over a checkpoint, distinct seeds for per-seed files; CLI: the API and the server write no files).
 2. A run folder is one process's, its checkpoint sacred: ``test_train_out_that_is_a_file_or_a_resume_without_a_run``;
-   tests/test_runlock.py (two trainings on one folder, kill -9 of the holder then a clean resume, a fresh
+   tests/core/test_runlock.py (two trainings on one folder, kill -9 of the holder then a clean resume, a fresh
    run over an old one's files, no writer over a training checkpoint under any name).
 3. Decoding bounded by work: ``test_training_data_with_a_scan_bomb_is_refused_quickly``,
    ``test_evaluate_with_a_scan_bomb_is_refused_quickly``, ``test_evaluate_refuses_a_decompression_bomb_header_*``;
-   tests/test_imageio_decode.py (scans counted from the markers, a 100,000-scan JPEG refused in well under
-   a second, as bytes and as a PIL image); tests/test_one_way_in.py ``test_bad_files_are_refused_everywhere``
+   tests/core/test_imageio_decode.py (scans counted from the markers, a 100,000-scan JPEG refused in well under
+   a second, as bytes and as a PIL image); tests/verbs/test_one_way_in.py ``test_bad_files_are_refused_everywhere``
    (CLI, API and server alike).
 4. Every option and setting checked before work: ``test_evaluate_options_are_one_line``,
    ``test_evaluate_n_for_a_generator_is_bounded_before_sampling``, ``test_restore_max_pixels_*``,
    ``test_restore_tile_overlap_quality_are_one_line``, ``test_server_restore_refuses_unknown_and_repeated_fields``,
-   the seeds / trunc / -n cases above; tests/test_settings.py (every config key, --steps, a hand-edited
-   checkpoint header, ``resgan serve``'s options, devices); tests/test_one_way_in.py
+   the seeds / trunc / -n cases above; tests/core/test_settings.py (every config key, --steps, a hand-edited
+   checkpoint header, ``resgan serve``'s options, devices); tests/verbs/test_one_way_in.py
    ``test_options_a_task_does_not_take_are_refused_everywhere``.
 5. Small and unusual images work or are refused alike: ``test_training_data_with_an_animated_gif_*``,
    ``test_server_restore_takes_one_image_a_request``, the one-pixel-line cases above;
-   tests/test_one_way_in.py (tiny images down to 1x1 on every entry point, the built-in FFC inpainter,
-   16-bit, RGBA, CMYK, palette, EXIF, animated GIF); tests/test_outputs_never_overwrite.py and
-   tests/test_imageio_decode.py (output formats that cannot hold alpha / 16-bit, multi-frame files).
+   tests/verbs/test_one_way_in.py (tiny images down to 1x1 on every entry point, the built-in FFC inpainter,
+   16-bit, RGBA, CMYK, palette, EXIF, animated GIF); tests/verbs/test_outputs_never_overwrite.py and
+   tests/core/test_imageio_decode.py (output formats that cannot hold alpha / 16-bit, multi-frame files).
 6. The API raises ResganError only: ``test_evaluate_images_wrongly_typed_options_are_resgan_errors``,
-   ``test_list_classes_and_generate_images_wrongly_typed``; tests/test_api.py
+   ``test_list_classes_and_generate_images_wrongly_typed``; tests/verbs/test_api.py
    ``test_bad_arguments_are_one_clear_error`` and ``test_generate_images_match_the_cli`` (sigma="25",
    tile="512", psi="0.7", trunc=[1], seeds=[inf], a generator of seeds read once).
-7. The thread default reads the present: tests/test_speed.py
+7. The thread default reads the present: tests/core/test_speed.py
    ``test_default_threads_judge_idleness_now_not_by_the_load_average`` (a fake /proc/stat: idle now gets
    every core under a high load average, busy now fewer) and ``..._fall_back_on_the_load_average_*``.
-8. HTTP edge cases: ``test_server_generate_odd_json_is_json_4xx``; tests/test_serve_robustness.py
-   ``test_a_client_that_half_closes_*`` (a real server, real sockets); tests/test_serve.py (repeated seeds
+8. HTTP edge cases: ``test_server_generate_odd_json_is_json_4xx``; tests/serve/test_serve_robustness.py
+   ``test_a_client_that_half_closes_*`` (a real server, real sockets); tests/serve/test_serve.py (repeated seeds
    with ``format=zip`` refused).
 """
 import os
@@ -49,25 +49,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import files_under, photo, png_bytes, png_claiming, snapshot
+from helpers import files_under, photo, png_bytes, png_claiming, run_cli, snapshot, tiny_generator
 from PIL import Image
-from test_restore_helpers import one_thread, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
 
-from resgan.checkpoint import prefixed, save_checkpoint
-from resgan.cli import main
-from resgan.config import load_config
-from resgan.gan.models import build_generator
+from resgan.checkpoint import save_checkpoint
 from resgan.gan.sampling import MIN_TRUNC, truncated_normal
 from resgan.verbs.seeds import MAX_SEEDS
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 PROC = Path("/proc/resgan-test-no-such-place")
 
 
 def cli(capsys, *args) -> tuple[int, list[str]]:
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return code, err.strip().splitlines()
+    code, err = run_cli(capsys, *args)
+    return code, err.splitlines()
 
 
 def assert_one_error(code: int, lines: list[str], text: str, exit_code: int = 2) -> None:
@@ -77,31 +74,13 @@ def assert_one_error(code: int, lines: list[str], text: str, exit_code: int = 2)
     assert text in errors[0], lines
 
 
-def gen_cfg():
-    return load_config("digits", ["data.resolution=16", "gan.g_width=8", "gan.z_dim=16", "gan.num_classes=10"])
-
-
-def generator_file(path: Path, meta_drop: str | None = None, nan: bool = False) -> Path:
-    cfg = gen_cfg()
-    torch.manual_seed(0)
-    state = build_generator(cfg).state_dict()
-    if nan:
-        k = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
-        state[k] = state[k].clone()
-        state[k].view(-1)[0] = float("nan")
-    meta = {"kind": "generator", "task": "gan", "step": 0, "config": cfg.to_dict(), "classes": []}
-    meta.pop(meta_drop, None)
-    save_checkpoint(path, prefixed("G_ema", state), meta)
-    return path
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    denoise = tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True)
+def models(tiny_models, tmp_path_factory):
+    """conftest's tiny denoiser and generator, and broken copies of them: no config, a NaN / inf weight."""
     from resgan.checkpoint import load_checkpoint
 
-    tensors, meta = load_checkpoint(denoise)
+    d = tmp_path_factory.mktemp("broken")
+    tensors, meta = load_checkpoint(tiny_models["denoise"])
     no_cfg = dict(meta)
     no_cfg.pop("config")
     save_checkpoint(d / "restore_no_config.safetensors", tensors, no_cfg)
@@ -110,16 +89,10 @@ def models(tmp_path_factory):
     bad[k] = bad[k].clone()
     bad[k].view(-1)[-1] = float("inf")
     save_checkpoint(d / "restore_inf.safetensors", bad, meta)
-    return {"denoise": denoise, "restore_no_config": d / "restore_no_config.safetensors",
-            "restore_inf": d / "restore_inf.safetensors",
-            "gen": generator_file(d / "gen.safetensors"),
-            "gen_no_config": generator_file(d / "gen_no_config.safetensors", meta_drop="config"),
-            "gen_nan": generator_file(d / "gen_nan.safetensors", nan=True)}
-
-
-@pytest.fixture
-def good_png(tmp_path) -> bytes:
-    return png_bytes(photo(24, 20, 1))
+    return {"denoise": tiny_models["denoise"], "restore_no_config": d / "restore_no_config.safetensors",
+            "restore_inf": d / "restore_inf.safetensors", "gen": tiny_models["gen"],
+            "gen_no_config": tiny_generator(d / "gen_no_config.safetensors", drop="config"),
+            "gen_nan": tiny_generator(d / "gen_nan.safetensors", nan=True)}
 
 
 # ---------------------------------------------------------------- restore: bad image files
@@ -355,20 +328,6 @@ def test_unknown_torchscript_inception_is_refused_before_it_is_loaded(tmp_path, 
 
 
 # ---------------------------------------------------------------- server
-
-
-@pytest.fixture(scope="module")
-def client(models):
-    pytest.importorskip("fastapi", reason="resgan serve needs fastapi")
-    pytest.importorskip("multipart", reason="resgan serve needs python-multipart")
-    from fastapi.testclient import TestClient
-
-    from resgan.serve.app import Limits, create_app, load_registry
-
-    registry = load_registry([f"den={models['denoise']}", f"digits={models['gen']}"])
-    with TestClient(create_app(registry, Limits(max_body_bytes=300_000, max_pixels=200_000, max_images=32,
-                                                timeout_s=30))) as c:
-        yield c
 
 
 def assert_api_error(r, status: int, text: str) -> None:

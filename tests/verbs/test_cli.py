@@ -3,24 +3,17 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from helpers import REPO, tiny_sets
 from PIL import Image
 
 from resgan.cli import main
 from resgan.zoo import builtin_path, load_generator
 
 
-def sets(**extra):
-    out = []
-    for s in tiny_overrides(**extra):
-        out += ["--set", s]
-    return out
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["train", "digits", "--out", str(run), "--steps", "3", "--seed", "1", "--quiet", *sets()]) == 0
+    assert main(["train", "digits", "--out", str(run), "--steps", "3", "--seed", "1", "--quiet", *tiny_sets()]) == 0
     return run
 
 
@@ -46,7 +39,7 @@ def test_resume_via_cli_continues_to_total_steps(run_dir, tmp_path):
 
     run = tmp_path / "r"
     shutil.copytree(run_dir, run)
-    assert main(["train", "digits", "--out", str(run), "--steps", "5", "--resume", "--quiet", *sets()]) == 0
+    assert main(["train", "digits", "--out", str(run), "--steps", "5", "--resume", "--quiet", *tiny_sets()]) == 0
     from resgan.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "latest.safetensors")[1]["step"] == 5
@@ -106,7 +99,7 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
 
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resgan", "train", "digits", "--out", str(run), "--steps", "100000", "--quiet",
-            *sets(**{"train.ckpt_every": 100000, "train.sample_every": 100000})]
+            *tiny_sets(**{"train.ckpt_every": 100000, "train.sample_every": 100000})]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 120
@@ -117,7 +110,8 @@ def test_sigterm_saves_a_resumable_checkpoint(tmp_path):
     assert proc.returncode == 130 and "stopped at step" in err, err
     step = load_checkpoint(run / "latest.safetensors")[1]["step"]
     assert step >= 2
-    assert main(["train", "digits", "--out", str(run), "--steps", str(step + 1), "--resume", "--quiet", *sets()]) == 0
+    assert main(["train", "digits", "--out", str(run), "--steps", str(step + 1), "--resume", "--quiet",
+                 *tiny_sets()]) == 0
 
 
 def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generator():
@@ -125,7 +119,6 @@ def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generato
     made with the shipped `mnist` preset (same data / model sections and schedule), so that
     `resgan train mnist --resume` from it continues that exact run."""
     import dataclasses
-    from pathlib import Path
 
     from resgan.checkpoint import load_checkpoint
     from resgan.config import load_config, stored_config
@@ -133,7 +126,7 @@ def test_shipped_training_checkpoint_matches_the_preset_and_the_builtin_generato
 
     GAN_EVALUATION_KEYS = [k.split('.')[1] for k in GAN_EVALUATION]
 
-    found = sorted((Path(__file__).parents[1] / "assets").glob("mnist_cgan32_train_step*.safetensors"))
+    found = sorted((REPO / "assets").glob("mnist_cgan32_train_step*.safetensors"))
     assert len(found) == 1, found
     tensors, meta = load_checkpoint(found[0])
     assert meta["kind"] == "train" and found[0].stem.endswith(f"step{meta['step']}")

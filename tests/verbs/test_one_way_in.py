@@ -17,42 +17,33 @@ import pytest
 pytest.importorskip("fastapi", reason="the server side needs fastapi")
 pytest.importorskip("multipart", reason="the server side needs python-multipart")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from helpers import animated_gif, encoded, photo, repeated_scans  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: E402, F401 (one_thread: autouse fixture)
-from test_serve import tiny_generator_file  # noqa: E402
 
 import resgan  # noqa: E402
 from resgan.cli import main  # noqa: E402
 from resgan.errors import ResganError  # noqa: E402
-from resgan.serve.app import Limits, create_app, load_registry  # noqa: E402
+from resgan.serve.app import Limits, load_registry  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("one_way")
-    return {"denoise": tiny_model_file(d, "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True),
-            "inpaint": tiny_model_file(d, "inpaint", 3), "sr": tiny_model_file(d, "sr", 3, scale=2),
-            "gen": tiny_generator_file(d)}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 NAMES = {"denoise": "den", "inpaint": "inp", "sr": "sr2"}
 
 
 @pytest.fixture(scope="module")
-def client(models):
+def models(tiny_models) -> dict[str, Path]:
+    return tiny_models  # conftest's: denoise, inpaint, sr (x2), gen
+
+
+@pytest.fixture(scope="module")
+def client(models, make_client):
     reg = load_registry([f"{NAMES[k]}={models[k]}" for k in NAMES] + [f"gen={models['gen']}"])
-    with TestClient(create_app(reg, Limits(max_body_bytes=2_000_000, max_pixels=1_000_000, timeout_s=60))) as c:
+    with make_client(reg, Limits(max_body_bytes=2_000_000, max_pixels=1_000_000, timeout_s=60)) as c:
         yield c
 
 
 # ---------------------------------------------------------------- files made here
-
-
-def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def hole(h: int, w: int) -> np.ndarray:
@@ -73,19 +64,8 @@ def exif_rotated_jpeg(h: int, w: int) -> bytes:
 
 
 def many_scans_jpeg(copies: int = 150) -> bytes:
-    """A small progressive JPEG whose last scan is repeated ``copies`` times (written marker by marker):
-    the shape of a decode-time bomb (each scan is a full pass of the decoder)."""
-    data = encoded(Image.fromarray(photo(16, 16, 1)), "JPEG", progressive=True)
-    last = data.rindex(b"\xff\xda")
-    scan = data[last:-2]  # SOS header and its entropy-coded data, up to EOI
-    return data[:-2] + scan * copies + b"\xff\xd9"
-
-
-def animated_gif() -> bytes:
-    frames = [Image.fromarray(photo(16, 16, seed=i)).convert("P") for i in range(3)]
-    buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    return buf.getvalue()
+    """A small progressive JPEG of ``copies`` repeated scans: the shape of a decode-time bomb."""
+    return repeated_scans(copies)
 
 
 # ---------------------------------------------------------------- the three entry points

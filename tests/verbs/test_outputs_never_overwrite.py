@@ -6,29 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import photo, run_cli, snapshot
 from PIL import Image
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
-from test_serve import tiny_generator_file
 
 from resgan.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
+
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("outs")
-    return {"denoise": tiny_model_file(d, "denoise", 1, sigma=25.0), "inpaint": tiny_model_file(d, "inpaint", 3),
-            "gen": tiny_generator_file(d)}
+def models(tiny_models):
+    return {"denoise": tiny_models["denoise25"], "inpaint": tiny_models["inpaint"], "gen": tiny_models["gen"]}
 
 
 def cli(capsys, *args) -> tuple[int, list[str]]:
-    code = main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
+    code, err = run_cli(capsys, *args)
     return code, [ln for ln in err.splitlines() if ln.startswith("resgan: error:")]
-
-
-def snapshot(root) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def save(path, arr) -> None:
@@ -117,10 +110,10 @@ def test_generate_folders_need_distinct_seeds(tmp_path, capsys, models):
 def test_export_never_writes_over_its_source_or_a_training_checkpoint(tmp_path, capsys, models):
     import shutil
 
-    from conftest import tiny_overrides
+    from helpers import tiny_sets
 
     run = tmp_path / "run"
-    sets = [x for s in tiny_overrides(**{"train.steps": 1}) for x in ("--set", s)]
+    sets = tiny_sets(**{"train.steps": 1})
     assert main(["train", "digits", "--out", str(run), "--quiet", *sets]) == 0
     ckpt = run / "latest.safetensors"
     before = ckpt.read_bytes()

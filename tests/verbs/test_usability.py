@@ -13,32 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import photo
 from PIL import Image
-from test_restore_helpers import one_thread, photo, tiny_model_file  # noqa: F401 (one_thread: autouse fixture)
 
-from resgan.checkpoint import atomic_write_bytes, prefixed, save_checkpoint
+from resgan.checkpoint import atomic_write_bytes
 from resgan.cli import build_parser, main
-from resgan.config import load_config
-from resgan.gan.models import build_generator
 
-NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def tiny_generator(path: Path, classes: list[str] | None = None, resolution: int = 16) -> Path:
-    """A random class-conditional digits generator, saved as ``resgan export`` writes one."""
-    classes = classes if classes is not None else [str(i) for i in range(10)]
-    cfg = load_config("digits", [f"data.resolution={resolution}", "gan.g_width=8", "gan.z_dim=16",
-                                 f"gan.num_classes={len(classes)}"])
-    torch.manual_seed(0)
-    G = build_generator(cfg)
-    save_checkpoint(path, prefixed("G_ema", G.state_dict()),
-                    {"kind": "generator", "task": "gan", "step": 0, "config": cfg.to_dict(), "classes": classes})
-    return path
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: one thread (conftest)
 
 
 @pytest.fixture(scope="module")
-def gen(tmp_path_factory) -> Path:
-    return tiny_generator(tmp_path_factory.mktemp("gen") / "g.safetensors", NAMES)
+def gen(tiny_models) -> Path:
+    return tiny_models["gen_named"]  # classes zero..nine
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -109,14 +95,10 @@ def test_psi_and_the_threshold_are_two_named_truncations(gen, tmp_path, capsys):
     assert "StyleGAN" in help_text and "BigGAN" in help_text and "1 = off" in help_text
 
 
-def test_server_takes_psi_and_class_names_as_the_cli(gen):
-    pytest.importorskip("fastapi")
-    pytest.importorskip("multipart")
-    from fastapi.testclient import TestClient
+def test_server_takes_psi_and_class_names_as_the_cli(gen, make_client):
+    from resgan.serve.app import Limits, load_registry
 
-    from resgan.serve.app import create_app, load_registry
-
-    with TestClient(create_app(load_registry([f"g={gen}"]))) as c:
+    with make_client(load_registry([f"g={gen}"]), Limits()) as c:
         r = c.post("/v1/generate", json={"seeds": "0-2", "class": "seven", "psi": 0.0, "format": "json"})
         assert r.status_code == 200, r.text
         items = r.json()["images"]
@@ -135,7 +117,7 @@ def test_server_takes_psi_and_class_names_as_the_cli(gen):
 
 def test_a_generator_and_a_folder_of_its_samples_get_the_same_fid(gen, tmp_path, capsys, monkeypatch):
     """The issue's case: generator vs data set, and the same images as PNGs vs the same data set."""
-    from test_metrics import needs_fid_helper
+    from helpers import needs_fid_helper
 
     needs_fid_helper()
     monkeypatch.setenv("RESGAN_CACHE", str(tmp_path / "cache"))
@@ -187,8 +169,8 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def denoiser(tmp_path_factory) -> Path:
-    return tiny_model_file(tmp_path_factory.mktemp("dn"), "denoise", 1, sigma=15.0, sigma_max=50.0, noise_map=True)
+def denoiser(tiny_models) -> Path:
+    return tiny_models["denoise"]
 
 
 def test_restore_one_file_to_a_file_name(tmp_path, denoiser, capsys):
@@ -248,9 +230,9 @@ def test_restore_help_offers_only_tasks_with_a_model():
 
 
 def test_only_rank_0_prints_the_final_lines(tmp_path, capsys, monkeypatch):
-    from conftest import tiny_overrides
+    from helpers import tiny_sets
 
-    sets = [x for s in tiny_overrides() for x in ("--set", s)]
+    sets = tiny_sets()
     monkeypatch.setenv("RANK", "1")  # what torchrun sets on the second process
     code, out, _ = cli(capsys, "train", "digits", "--out", tmp_path / "r1", "--steps", "1", "--quiet", *sets)
     assert code == 0 and "checkpoint:" not in out
