@@ -87,7 +87,7 @@ def test_cifar10_preset(tmp_path, capsys):
     cfg = load_config("cifar10")
     d, g = cfg.data, cfg.gan
     assert (d.name, d.split, d.resolution, d.channels, d.conditional) == ("cifar10", "train", 32, 3, True)
-    assert (g.loss, g.n_dis, g.diffaug, g.g_width, g.d_width) == ("hinge", 2, "color,translation,cutout", 128, 128)
+    assert (g.loss, g.n_dis, g.diffaug, g.g_width, g.d_width) == ("hinge", 2, "", 128, 128)
     assert g.fid_every > 0 and reference_spec(cfg) == "cifar10::test"
     assert load_config("cifar10_sngan").gan.n_dis == 5  # the SNGAN preset is kept as it was
 
